@@ -75,11 +75,15 @@ def _ms(td, what: str) -> int:
     return int(td.total_seconds() * 1000)
 
 
-def compile_view(sfv) -> ViewPlan:
-    """One Feast StreamFeatureView -> one plan; every problem names the offending field."""
+def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
+    """One Feast StreamFeatureView -> one plan; every problem names the offending field.
+
+    ``join_keys`` maps entity names to their join key (from the repo's Entities).
+    """
     where = f"feature_repo.{sfv.name}"
-    if len(sfv.entity_columns) != 1:
-        raise ConfigError(f"{where}.entities", "driftline supports exactly one entity per view")
+    if len(sfv.entities) != 1 or sfv.entities[0] not in join_keys:
+        raise ConfigError(f"{where}.entities",
+                          "driftline needs exactly one entity per view, defined in the repo")
     schema_names = {f.name for f in sfv.features}
     specs = []
     for agg in sfv.aggregations:
@@ -98,14 +102,16 @@ def compile_view(sfv) -> ViewPlan:
     missing = schema_names - {s.name for s in specs}
     if missing:
         raise ConfigError(f"{where}.schema", f"features without an aggregation: {sorted(missing)}")
-    return ViewPlan(sfv.name, sfv.entity_columns[0].name, tuple(specs))
+    return ViewPlan(sfv.name, join_keys[sfv.entities[0]], tuple(specs))
 
 
 def load_view_plans(repo_path: Path | str) -> list[ViewPlan]:
-    from feast import StreamFeatureView  # the only Feast import; kept out of import time
+    from feast import Entity, StreamFeatureView  # kept out of import time
 
     repo = Path(repo_path).resolve()
-    views = {id(o): o for o in _load_repo_objects(repo) if isinstance(o, StreamFeatureView)}
+    objects = _load_repo_objects(repo)
+    views = {id(o): o for o in objects if isinstance(o, StreamFeatureView)}
     if not views:
         raise ConfigError("feature_repo", f"no StreamFeatureView found in {repo}")
-    return [compile_view(v) for v in sorted(views.values(), key=lambda v: v.name)]
+    join_keys = {o.name: o.join_key for o in objects if isinstance(o, Entity)}
+    return [compile_view(v, join_keys) for v in sorted(views.values(), key=lambda v: v.name)]

@@ -33,7 +33,7 @@ class DecodeAndValidate(ProcessFunction):
         self.rejected: dict[str, Any] = {}
 
     def process_element(self, value, ctx: ProcessFunction.Context):
-        from schemas.decode import RecordRejected
+        from streams.ingest import RecordRejected
 
         key, raw, partition, offset = value[0], value[1], value[2], value[3]
         try:

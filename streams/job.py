@@ -23,7 +23,7 @@ from pyflink.table import StreamTableEnvironment
 
 from features.definitions import load_view_plans
 from streams import assets
-from streams.drift_operators import AlertSink, DriftWindow, drift_row, drift_key
+from streams.drift_operators import AlertSink, DriftWindow, drift_key, drift_row
 from streams.feature_operators import RedisFeatureSink, WindowedFeatures
 from streams.ingest_operators import DEAD_LETTER_TAG, DeadLetterSink, DecodeAndValidate
 from streams.settings import Settings

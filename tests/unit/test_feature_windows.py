@@ -23,29 +23,36 @@ def _spec(name, column, function, window, slide):
     return FeatureSpec(name, column, function, window, slide, make_aggregate(function))
 
 
-PLAN = ViewPlan("employee_activity", "employee_id", (
-    _spec("n_1h", "interaction_id", "count", 60 * MIN, 5 * MIN),
-    _spec("n_24h", "interaction_id", "count", 24 * 60 * MIN, 60 * MIN),
-    _spec("sat_24h", "satisfaction", "mean", 24 * 60 * MIN, 60 * MIN),
-    _spec("esc_1h", "escalated", "mean", 60 * MIN, 5 * MIN),
-    _spec("intents_24h", "intent", "count_distinct", 24 * 60 * MIN, 60 * MIN),
-    _spec("last_intent", "intent", "last", 24 * 60 * MIN, 60 * MIN),
-    _spec("p95_lat_5m", "latency", "p95", 5 * MIN, MIN),
-))
+PLAN = ViewPlan(
+    "employee_activity",
+    "employee_id",
+    (
+        _spec("n_1h", "interaction_id", "count", 60 * MIN, 5 * MIN),
+        _spec("n_24h", "interaction_id", "count", 24 * 60 * MIN, 60 * MIN),
+        _spec("sat_24h", "satisfaction", "mean", 24 * 60 * MIN, 60 * MIN),
+        _spec("esc_1h", "escalated", "mean", 60 * MIN, 5 * MIN),
+        _spec("intents_24h", "intent", "count_distinct", 24 * 60 * MIN, 60 * MIN),
+        _spec("last_intent", "intent", "last", 24 * 60 * MIN, 60 * MIN),
+        _spec("p95_lat_5m", "latency", "p95", 5 * MIN, MIN),
+    ),
+)
 
 
 def _events(rng: np.random.Generator, n: int, entities: int, span_ms: int) -> pd.DataFrame:
     ts = np.sort(rng.integers(0, span_ms, n))
-    frame = pd.DataFrame({
-        "interaction_id": [f"i{i}" for i in range(n)],
-        "employee_id": [f"e{k}" for k in rng.zipf(1.6, n) % entities],
-        "event_time": ts,
-        "satisfaction": [None if rng.random() < 0.4 else int(rng.integers(1, 6))
-                         for _ in range(n)],
-        "escalated": rng.random(n) < 0.2,
-        "intent": rng.choice(["payroll", "leave", "benefits", "other"], n),
-        "latency": rng.lognormal(6, 0.5, n),
-    })
+    frame = pd.DataFrame(
+        {
+            "interaction_id": [f"i{i}" for i in range(n)],
+            "employee_id": [f"e{k}" for k in rng.zipf(1.6, n) % entities],
+            "event_time": ts,
+            "satisfaction": [
+                None if rng.random() < 0.4 else int(rng.integers(1, 6)) for _ in range(n)
+            ],
+            "escalated": rng.random(n) < 0.2,
+            "intent": rng.choice(["payroll", "leave", "benefits", "other"], n),
+            "latency": rng.lognormal(6, 0.5, n),
+        }
+    )
     # Bounded disorder: arrival order differs from event-time order by up to 2 min.
     arrival = np.argsort(ts + rng.integers(0, 2 * MIN, n), kind="stable")
     return frame.iloc[arrival].reset_index(drop=True)

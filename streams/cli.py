@@ -1,0 +1,143 @@
+"""``driftline``: the command line of the local stack, the jobs and the tools around them."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from schemas.errors import DriftlineError
+from streams.settings import Settings, load_settings
+
+
+def _print(lines) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import stack
+
+    _print(stack.up(settings))
+    return 0
+
+
+def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import stack
+
+    _print(stack.down(settings))
+    return 0
+
+
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import stack
+
+    statuses = stack.status(settings)
+    for s in statuses:
+        mark = "ok  " if s.healthy else "DOWN"
+        managed = " (started by driftline)" if s.managed else ""
+        print(f"{mark} {s.name:7} {s.address}{managed} {s.detail}".rstrip())
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
+    from features.feast_repo import apply
+
+    print(apply(settings.feature_repo, settings.redis_url))
+    return 0
+
+
+def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.producer import produce_simulated
+
+    produce_simulated(settings, count=args.count, rate=args.rate, encoding=args.format,
+                      seed=args.seed, drift=args.drift, hours=args.hours)
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.runner import run_jobs
+
+    run_jobs(settings, branches=args.branches.split(","), duration_s=args.duration)
+    return 0
+
+
+def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.views import print_features
+
+    if not (args.employee or args.tenant):
+        print("give --employee ID and/or --tenant ID", file=sys.stderr)
+        return 2
+    print_features(settings, employees=args.employee or [], tenants=args.tenant or [])
+    return 0
+
+
+def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.views import follow_alerts
+
+    follow_alerts(settings, follow=not args.no_follow, idle_timeout_s=args.timeout)
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.demo import run_demo
+
+    return run_demo(settings, events=args.events)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="driftline", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="start the broker, check/start Redis, create topics").set_defaults(
+        func=cmd_up)
+    sub.add_parser("down", help="stop what `up` started").set_defaults(func=cmd_down)
+    sub.add_parser("status", help="health of broker, Redis and topics").set_defaults(
+        func=cmd_status)
+    sub.add_parser("apply", help="`feast apply` the feature repo").set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("produce", help="write simulated HR chatbot traffic to the input topic")
+    p.add_argument("--count", type=int, default=None, help="number of events")
+    p.add_argument("--rate", type=float, default=None, help="events per second (wall time)")
+    p.add_argument("--hours", type=float, default=6.0, help="event-time span to simulate")
+    p.add_argument("--format", choices=["avro", "json", "mixed"], default="avro")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--drift", default=None, metavar="COLUMN:KIND:MAGNITUDE@START",
+                   help="inject drift, e.g. response_latency_ms:mean_shift:1.5@0.6 "
+                        "(START: a fraction of the events, or an event count)")
+    p.set_defaults(func=cmd_produce)
+
+    p = sub.add_parser("run", help="run the feature and drift jobs on a Flink mini-cluster")
+    p.add_argument("--branches", default="features,drift",
+                   help="comma-separated: features, drift")
+    p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("lookup", help="print features read through the Feast SDK")
+    p.add_argument("--employee", action="append", help="employee id (repeatable)")
+    p.add_argument("--tenant", action="append", help="tenant id (repeatable)")
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("alerts", help="print drift alerts from the alert topic")
+    p.add_argument("--no-follow", action="store_true", help="print what is there and exit")
+    p.add_argument("--timeout", type=float, default=None, help="exit after N idle seconds")
+    p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("demo", help="the whole product, end to end, in a few minutes")
+    p.add_argument("--events", type=int, default=60_000)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(load_settings(), args)
+    except DriftlineError as exc:
+        print(f"driftline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Run the Flink job on a local mini-cluster, with progress, until stopped."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+
+from schemas.errors import ServiceUnavailable
+from streams import stack
+from streams.settings import Settings
+
+
+def require_stack(settings: Settings) -> None:
+    """Fail early, naming the service and how to start it."""
+    if not stack.broker_healthy(settings):
+        raise ServiceUnavailable("Kafka broker", settings.bootstrap_servers,
+                                 "Run `driftline up` (or start your own broker).")
+    if not stack.redis_healthy(settings):
+        raise ServiceUnavailable("Redis", settings.redis_url,
+                                 "Run `driftline up` (or start redis-server).")
+
+
+class JobHandle:
+    """A submitted job: poll its progress, cancel it."""
+
+    def __init__(self, settings: Settings, branches: Iterable[str]) -> None:
+        from streams.job import build_pipeline, create_environment
+
+        require_stack(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        env = create_environment(settings)
+        build_pipeline(env, settings, branches)
+        self.client = env.execute_async("driftline")
+        self.started = time.monotonic()
+
+    def progress(self) -> dict[str, str]:
+        return self.redis.hgetall("driftline:progress")
+
+    def stats(self) -> dict[str, str]:
+        return self.redis.hgetall("driftline:stats")
+
+    def status(self) -> str:
+        return str(self.client.get_job_status().result())
+
+    def wait_for_progress(self, view: str, at_least_ms: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if int(self.progress().get(view, -1)) >= at_least_ms:
+                return True
+            if self.status() in ("FAILED", "CANCELED", "FINISHED"):
+                raise RuntimeError(f"Flink job ended: {self.status()}")
+            time.sleep(0.5)
+        return False
+
+    def cancel(self) -> None:
+        try:
+            self.client.cancel().result()
+        except Exception as exc:  # noqa: BLE001 - a job that already ended is fine to cancel
+            if "not found" not in str(exc).lower():
+                raise
+
+
+def describe(progress: dict[str, str], stats: dict[str, str]) -> str:
+    views = ", ".join(f"{v} @ {time.strftime('%m-%d %H:%M', time.gmtime(int(ms) / 1000))}"
+                      for v, ms in sorted(progress.items()) if v != "updated_at")
+    counters = ", ".join(f"{k}={v}" for k, v in sorted(stats.items()))
+    return f"event time: {views or 'waiting for data'}" + (f" | {counters}" if counters else "")
+
+
+def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | None) -> None:
+    job = JobHandle(settings, branches)
+    print(f"[driftline] Flink job submitted ({', '.join(branches)}); Ctrl-C stops it", flush=True)
+    try:
+        while duration_s is None or time.monotonic() - job.started < duration_s:
+            time.sleep(5)
+            state = job.status()
+            print(f"[driftline] {state}: {describe(job.progress(), job.stats())}", flush=True)
+            if state in ("FAILED", "FINISHED", "CANCELED"):
+                break
+    except KeyboardInterrupt:
+        print("\n[driftline] stopping", flush=True)
+    finally:
+        job.cancel()
+        print("[driftline] job cancelled", flush=True)
