@@ -91,7 +91,8 @@ def canonical_text(schema: str | dict | list) -> str:
 def without_fastavro_markers(schema: Any) -> Any:
     """Drop only fastavro's private markers (used before serialising a parsed schema)."""
     if isinstance(schema, dict):
-        return {k: without_fastavro_markers(v) for k, v in schema.items() if k not in _FASTAVRO_KEYS}
+        return {k: without_fastavro_markers(v) for k, v in schema.items()
+                if k not in _FASTAVRO_KEYS}
     if isinstance(schema, list):
         return [without_fastavro_markers(v) for v in schema]
     return schema

@@ -10,15 +10,19 @@ from __future__ import annotations
 from typing import Literal
 
 RejectionKind = Literal[
-    "truncated_avro",
-    "unknown_schema_id",
-    "invalid_json",
-    "wrong_type",
-    "missing_field",
-    "out_of_range",
-    "oversized",
-    "unknown_encoding",
-    "duplicate",
+    "oversized",  # value longer than ValidationLimits.max_record_bytes
+    "truncated",  # empty value, or an Avro frame/body that ends early
+    "bad_magic",  # neither Avro (magic byte 0) nor JSON (first non-space byte "{")
+    "invalid_avro",  # Avro body corrupt, or bytes left after the record
+    "unknown_schema",  # the writer schema id is not in the registry
+    "incompatible_schema",  # the writer schema cannot be read with the reader schema
+    "invalid_json",  # not UTF-8 JSON, or not a JSON object
+    "missing_field",  # a required field is absent, null or empty
+    "wrong_type",  # a field has the wrong type (or an unparseable timestamp)
+    "out_of_range",  # confidence, satisfaction, latency, event_time, jurisdiction
+    "future_event",  # event_time beyond now + ValidationLimits.max_future_ms
+    "bad_embedding",  # embedding of the wrong dimension or with non-finite values
+    "duplicate",  # interaction_id already seen within the dedup window
 ]
 #: Every value :attr:`RecordRejected.kind` can take; a closed set so dashboards and
 #: dead-letter consumers can switch on it.

@@ -1,9 +1,11 @@
 """Confluent Schema Registry behind the driftline registry protocol.
 
 Wraps confluent-kafka's own ``SchemaRegistryClient`` (so auth, TLS and caching are
-theirs); ``mock://`` URLs give its in-memory mock, which is what unit tests use. The
-mock does no compatibility checking and a real server may be configured laxer than
-we need, so :meth:`register` checks BACKWARD(_TRANSITIVE) compatibility itself first.
+theirs); ``mock://`` URLs give its in-memory mock (shared per URL within a process),
+which is what unit tests use; ``client`` injects an existing client (e.g. the one a
+confluent ``AvroSerializer`` already uses). The mock does no compatibility checking
+and a real server may be configured laxer than we need, so :meth:`register` checks
+BACKWARD(_TRANSITIVE) compatibility itself first.
 """
 
 from __future__ import annotations
@@ -33,14 +35,34 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return (OSError, httpx.HTTPError)
 
 
+_MOCK_CLIENTS: dict[str, SchemaRegistryClient] = {}
+
+
+def _mock_client(url: str) -> SchemaRegistryClient:
+    """One in-memory mock per ``mock://`` URL in this process.
+
+    confluent-kafka gives every ``new_client`` call its own empty mock; sharing by URL
+    makes a serializer and a decoder built from the same settings see the same
+    schemas, as they would against a real server.
+    """
+    client = _MOCK_CLIENTS.get(url)
+    if client is None:
+        client = _MOCK_CLIENTS[url] = SchemaRegistryClient.new_client({"url": url})
+    return client
+
+
 class ConfluentSchemaRegistry:
     """:class:`~schemas.registry.SchemaRegistry` over Confluent Schema Registry."""
 
     def __init__(self, url: str, *, conf: dict[str, Any] | None = None,
-                 compatibility: Compatibility = "BACKWARD_TRANSITIVE") -> None:
+                 compatibility: Compatibility = "BACKWARD_TRANSITIVE",
+                 client: SchemaRegistryClient | None = None) -> None:
         self.url = url
         self.compatibility = compatibility
-        self.client = SchemaRegistryClient.new_client({**(conf or {}), "url": url})
+        if client is None:
+            client = _mock_client(url) if url.startswith("mock://") else \
+                SchemaRegistryClient.new_client({**(conf or {}), "url": url})
+        self.client = client
         self._parsed: dict[int, Any] = {}
         self._errors = _transport_errors()
 

@@ -30,31 +30,31 @@ def encode(schema_id: int, parsed_schema: Any, record: dict[str, Any]) -> bytes:
 def schema_id_of(value: bytes) -> int:
     """The schema id in a framed value; :class:`RecordRejected` if the frame is not ours."""
     if len(value) < HEADER_SIZE:
-        raise RecordRejected("truncated_avro", f"{len(value)} bytes is shorter than the "
+        raise RecordRejected("truncated", f"{len(value)} bytes is shorter than the "
                                                f"{HEADER_SIZE}-byte wire-format header")
     magic, schema_id = HEADER.unpack_from(value)
     if magic != MAGIC_BYTE:
-        raise RecordRejected("unknown_encoding", f"magic byte {magic} is not {MAGIC_BYTE}")
+        raise RecordRejected("bad_magic", f"magic byte {magic} is not {MAGIC_BYTE}")
     return schema_id
 
 
 def decode_body(value: bytes, writer_schema: Any, reader_schema: Any = None) -> Any:
     """Decode the Avro body after the header, resolving writer -> reader schema.
 
-    Raises :class:`RecordRejected` (``truncated_avro``) when the body ends early, is
-    corrupt, or has bytes left over after the record.
+    Raises :class:`RecordRejected`: ``truncated`` when the body ends early,
+    ``invalid_avro`` when it is corrupt or has bytes left over after the record.
     """
     buf = io.BytesIO(value)
     buf.seek(HEADER_SIZE)
     try:
         record = schemaless_reader(buf, writer_schema, reader_schema)
     except EOFError:
-        raise RecordRejected("truncated_avro", "Avro body ends before the record does") from None
-    except (ValueError, IndexError, UnicodeDecodeError, OverflowError, struct.error) as exc:
-        raise RecordRejected("truncated_avro",
+        raise RecordRejected("truncated", "Avro body ends before the record does") from None
+    except Exception as exc:  # fastavro raises many unrelated types on corrupt input
+        raise RecordRejected("invalid_avro",
                              f"Avro body is corrupt ({type(exc).__name__})") from None
     if buf.tell() != len(value):
-        raise RecordRejected("truncated_avro",
+        raise RecordRejected("invalid_avro",
                              f"{len(value) - buf.tell()} bytes left after the Avro record")
     return record
 

@@ -52,6 +52,16 @@ class DriftSettings(BaseModel):
     per_tenant: bool = False
 
 
+class IngestSettings(BaseModel):
+    """Validation gates of the decode stage (see docs/ingestion.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_future_ms: int = Field(5 * 60_000, ge=0)
+    max_record_bytes: int = Field(64 * 1024, ge=64)
+    dedup_window_ms: int = Field(3_600_000, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRIFTLINE_", env_nested_delimiter="__", extra="forbid"
@@ -70,6 +80,7 @@ class Settings(BaseSettings):
     topics: Topics = Field(default_factory=Topics)
     job: JobSettings = Field(default_factory=JobSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
 
     @property
     def broker_host_port(self) -> tuple[str, int]:
