@@ -11,20 +11,21 @@ import time
 from typing import Any
 
 from pyflink.common import Types
-from pyflink.datastream import ProcessFunction, RuntimeContext
-from pyflink.datastream.functions import ProcessWindowFunction
+from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
 from streams.settings import Settings
 
 ALL_TENANTS = "*"
+# The monitor emits tagged tuples: (ALERT, alert_dict) or (STAT, counter_name, increment).
+ALERT, STAT = "alert", "stat"
 
 
 def drift_row(event: dict[str, Any]) -> dict[str, Any]:
     """Only what the monitor reads travels through window state."""
     from drift.monitor import default_monitor
 
-    return {c: event.get(c) for c in (*default_monitor().columns, "tenant_id")}
+    return {c: event.get(c) for c in (*default_monitor().columns, "tenant_id", "event_time")}
 
 
 def drift_key(row: dict[str, Any], per_tenant: bool) -> str:
@@ -35,8 +36,14 @@ def _columns(rows: list[dict[str, Any]], names) -> dict[str, list]:
     return {c: [r.get(c) for r in rows] for c in names}
 
 
-class DriftWindow(ProcessWindowFunction):
-    """Tests each closed window against the reference; the first windows may build it."""
+class DriftMonitor(KeyedProcessFunction):
+    """Tumbling event-time windows on the payload's ``event_time``, tested at each end.
+
+    Rows wait in keyed list state as ``(window_end, row)`` until the watermark passes
+    the window; only a window or two is open at a time, so the rewrite on firing is
+    small. Until a reference exists (no Parquet profile), the first
+    ``reference_events`` rows build one and are not tested against themselves.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -46,71 +53,96 @@ class DriftWindow(ProcessWindowFunction):
         from drift.reference import ReferenceProfile
 
         drift = self.settings.drift
+        self.window_ms = drift.window_ms
         self.monitor = default_monitor(alpha=drift.alpha)
-        self.static_profile = None
-        if drift.reference_parquet is not None:
-            self.static_profile = ReferenceProfile.from_parquet(
-                drift.reference_parquet, self.monitor)
-        self.evaluator_cls = MonitorEvaluator
-        self.profile_cls = ReferenceProfile
-        self.profile_desc = ValueStateDescriptor("reference_profile", Types.PICKLED_BYTE_ARRAY())
-        self.buffer_desc = ListStateDescriptor("reference_rows", Types.PICKLED_BYTE_ARRAY())
+        self.evaluator_cls, self.profile_cls = MonitorEvaluator, ReferenceProfile
+        self.static_profile = (None if drift.reference_parquet is None else
+                               ReferenceProfile.from_parquet(drift.reference_parquet,
+                                                             self.monitor))
+        self.profile = runtime_context.get_state(
+            ValueStateDescriptor("reference_profile", Types.PICKLED_BYTE_ARRAY()))
+        self.reference_rows = runtime_context.get_list_state(
+            ListStateDescriptor("reference_rows", Types.PICKLED_BYTE_ARRAY()))
+        self.reference_count = runtime_context.get_state(
+            ValueStateDescriptor("reference_count", Types.LONG()))
+        self.window_rows = runtime_context.get_list_state(
+            ListStateDescriptor("window_rows", Types.PICKLED_BYTE_ARRAY()))
         metrics = runtime_context.get_metrics_group()
         self.windows_tested = metrics.counter("drift_windows_tested")
-        self.alerts_raised = metrics.counter("drift_alerts_raised")
+        self.late = metrics.counter("drift_late_records")
 
-    def _profile(self, context: ProcessWindowFunction.Context, rows: list[dict]):
-        """The reference to test against, or None while the first N events are collected."""
-        if self.static_profile is not None:
-            return self.static_profile
-        profile_state = context.global_state().get_state(self.profile_desc)
-        profile = profile_state.value()
-        if profile is not None:
-            return profile
-        buffer = context.global_state().get_list_state(self.buffer_desc)
-        buffer.add(rows)
-        collected = [r for batch in buffer.get() for r in batch]
-        wanted = self.settings.drift.reference_events
-        if len(collected) < wanted:
-            return None
-        profile = self.profile_cls.from_columns(
-            _columns(collected[:wanted], self.monitor.columns), self.monitor,
-            source=f"first-{wanted}")
-        profile_state.update(profile)
-        buffer.clear()
-        return None  # the window that completed the reference is not tested against itself
+    def _current_profile(self):
+        return self.static_profile or self.profile.value()
 
-    def process(self, key: str, context: ProcessWindowFunction.Context, elements):
-        rows = list(elements)
-        profile = self._profile(context, rows)
-        if profile is None:
+    def process_element(self, row: dict[str, Any], ctx: KeyedProcessFunction.Context):
+        if self._current_profile() is None:
+            self._collect_reference(row)
             return
-        window = context.window()
+        ts = row["event_time"]
+        if ts <= ctx.timer_service().current_watermark():
+            self.late.inc()
+            yield STAT, "drift_late_records", 1
+            return
+        window_end = (ts // self.window_ms + 1) * self.window_ms
+        self.window_rows.add((window_end, row))
+        ctx.timer_service().register_event_time_timer(window_end - 1)
+
+    def _collect_reference(self, row: dict[str, Any]) -> None:
+        self.reference_rows.add(row)
+        count = (self.reference_count.value() or 0) + 1
+        self.reference_count.update(count)
+        wanted = self.settings.drift.reference_events
+        if count < wanted:
+            return
+        rows = list(self.reference_rows.get())
+        self.profile.update(self.profile_cls.from_columns(
+            _columns(rows, self.monitor.columns), self.monitor, source=f"first-{wanted}"))
+        self.reference_rows.clear()
+        self.reference_count.clear()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        window_end = timestamp + 1
+        due, waiting = [], []
+        for end, row in self.window_rows.get():
+            (due if end == window_end else waiting).append((end, row))
+        self.window_rows.update(waiting)
+        if not due:
+            return
+        key = ctx.get_current_key()
         self.windows_tested.inc()
-        alerts = self.evaluator_cls(self.monitor, profile).evaluate(
-            _columns(rows, self.monitor.columns), window_start_ms=window.start,
-            window_end_ms=window.end, tenant_id=None if key == ALL_TENANTS else key,
+        yield STAT, "drift_windows_tested", 1
+        alerts = self.evaluator_cls(self.monitor, self._current_profile()).evaluate(
+            _columns([r for _, r in due], self.monitor.columns),
+            window_start_ms=window_end - self.window_ms, window_end_ms=window_end,
+            tenant_id=None if key == ALL_TENANTS else key,
             detected_at_ms=int(time.time() * 1000))
-        self.alerts_raised.inc(len(alerts))
-        yield from alerts
+        for alert in alerts:
+            yield ALERT, alert
 
 
-class AlertSink(ProcessFunction):
-    """DriftAlert dicts -> Confluent-framed Avro on the alert topic, keyed by alert_id."""
+class DriftSink(ProcessFunction):
+    """Alerts -> Confluent-framed Avro on the alert topic (keyed by alert_id, so a replayed
+    window's alert is the same record); counters -> ``driftline:stats`` in Redis."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        import redis
         from confluent_kafka import Producer
 
         from streams.ingest import alert_serializer
 
         self.serialize = alert_serializer(self.settings)
         self.producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers,
-                                  "acks": "all", "enable.idempotence": False})
+                                  "acks": "all"})
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
 
-    def process_element(self, alert: dict[str, Any], ctx: ProcessFunction.Context):
+    def process_element(self, value: tuple, ctx: ProcessFunction.Context):
+        if value[0] == STAT:
+            self.redis.hincrby("driftline:stats", value[1], value[2])
+            return iter(())
+        alert = value[1]
         self.producer.produce(self.settings.topics.alerts, key=alert["alert_id"].encode(),
                               value=self.serialize(alert))
         self.producer.flush(10)  # alerts are rare; make each one durable before going on

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from pyflink.common import Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
-from pyflink.common import Types
 
 from features.definitions import ViewPlan
 from features.windows import EntityState, WindowedAggregator

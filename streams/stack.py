@@ -123,7 +123,7 @@ def ensure_topics(settings: Settings) -> dict[str, int]:
     existing = admin.list_topics(timeout=5).topics
     new = [NewTopic(name, num_partitions=n, replication_factor=1)
            for name, n in wanted.items() if name not in existing]
-    for name, future in (admin.create_topics(new) if new else {}).items():
+    for _name, future in (admin.create_topics(new) if new else {}).items():
         try:
             future.result()
         except KafkaException as exc:
