@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from functools import reduce
 from pathlib import Path
 
-from schemas.errors import ConfigError
-
 from features.aggregations import Aggregate, make_aggregate
+from schemas.errors import ConfigError
 
 
 @dataclass(frozen=True)

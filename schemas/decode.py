@@ -21,10 +21,11 @@ from typing import Any
 from schemas import avsc
 from schemas.compat import check_backward
 from schemas.errors import RecordRejected, SchemaNotFound
+from schemas.models import DriftAlert
 from schemas.pii import redact
 from schemas.registry import SchemaRegistry
 from schemas.validation import ValidationLimits, validate
-from schemas.wire import HEADER_SIZE, decode_body
+from schemas.wire import HEADER_SIZE, decode_body, schema_id_of
 
 _JSON_START = 0x7B  # "{"
 #: How long an unknown schema id is remembered before the registry is asked again.
@@ -148,3 +149,17 @@ class InteractionDecoder:
         if type(record) is not dict:
             raise RecordRejected("invalid_json", "not a JSON object")
         return record
+
+
+def decode_alert(value: bytes, registry: SchemaRegistry) -> DriftAlert:
+    """A framed ``DriftAlert`` off the alert topic, resolved from its writer's schema.
+
+    For consumers of alerts (``driftline alerts``, tests); raises
+    :class:`~schemas.errors.RecordRejected` on a value that is not a framed alert.
+    """
+    try:
+        writer = avsc.parse_raw(registry.schema_by_id(schema_id_of(value)))
+    except SchemaNotFound:
+        raise RecordRejected("unknown_schema", "alert schema id is not registered") from None
+    return DriftAlert.model_validate(decode_body(value, writer,
+                                                 avsc.packaged_raw(avsc.DRIFT_ALERT)))

@@ -43,7 +43,8 @@ class JobHandle:
         return self.redis.hgetall("driftline:stats")
 
     def status(self) -> str:
-        return str(self.client.get_job_status().result())
+        """``RUNNING``, ``FAILED``, ``CANCELED``, ``FINISHED``, ... (Flink's JobStatus name)."""
+        return self.client.get_job_status().result().name
 
     def wait_for_progress(self, view: str, at_least_ms: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s

@@ -1,0 +1,115 @@
+"""What a person looks at: features read through the Feast SDK, alerts off the alert topic.
+
+Both read the way any user's code would (``FeatureStore.get_online_features``; a plain
+Kafka consumer with the registry), so what ``driftline lookup`` and ``driftline alerts``
+print is what a model service or a retraining consumer would see.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+
+from confluent_kafka import Consumer, TopicPartition
+
+from features.definitions import load_view_plans
+from features.feast_repo import OnlineReader
+from schemas.decode import decode_alert
+from schemas.errors import RecordRejected
+from schemas.models import DriftAlert
+from streams.ingest import schema_registry
+from streams.settings import Settings
+
+
+def feature_table(settings: Settings, employees: Sequence[str],
+                  tenants: Sequence[str]) -> list[str]:
+    """Lines of a small table per feature view, one row per requested entity."""
+    wanted = {"employee_id": list(employees), "tenant_id": list(tenants)}
+    reader = OnlineReader(settings.feature_repo, settings.redis_url)
+    lines: list[str] = []
+    for plan in load_view_plans(settings.feature_repo):
+        ids = wanted.get(plan.join_key) or []
+        if not ids:
+            continue
+        rows = reader.read(plan.name, plan.join_key, ids)
+        names = [f.name for f in plan.features]
+        widths = [max(len(plan.join_key), *(len(i) for i in ids))] + [
+            max(len(n), 8) for n in names]
+        cells = [[plan.join_key, *names]] + [
+            [row[plan.join_key], *(_cell(row.get(n)) for n in names)] for row in rows]
+        lines.append(f"{plan.name} (read through the Feast SDK):")
+        lines += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
+                  for r in cells]
+    return lines
+
+
+def print_features(settings: Settings, employees: Sequence[str], tenants: Sequence[str]) -> None:
+    for line in feature_table(settings, employees, tenants):
+        print(line, flush=True)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.3f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def format_alert(alert: DriftAlert) -> str:
+    """One readable line plus what moved."""
+    stamp = time.strftime("%m-%d %H:%M", time.gmtime(alert.window_start / 1000))
+    until = time.strftime("%H:%M", time.gmtime(alert.window_end / 1000))
+    scope = f"tenant {alert.tenant_id}" if alert.tenant_id else "all tenants"
+    p = f", p={alert.p_value:.2g}" if alert.p_value is not None else ""
+    details = json.loads(alert.details) if alert.details else {}
+    moved = ", ".join(f"{k}={_cell(v)}" for k, v in details.items()
+                      if not isinstance(v, (dict, list)))
+    return (f"{alert.severity.upper():8} {alert.feature}: {alert.statistic}={alert.value:.4g} "
+            f"> {alert.threshold:.4g}{p} | {scope}, window {stamp}-{until} UTC, "
+            f"n={alert.n_window} vs reference {alert.reference_id} (n={alert.n_reference})"
+            + (f"\n         {moved}" if moved else ""))
+
+
+def read_alerts(settings: Settings, follow: bool = False,
+                idle_timeout_s: float | None = None) -> Iterator[DriftAlert]:
+    """Alerts from the start of the alert topic; with ``follow``, keep waiting for more.
+
+    Partitions are assigned directly (no consumer group), so nothing waits for a group
+    join and no offsets are committed on a topic other consumers own.
+    """
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
+                         "group.id": f"driftline-viewer-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False})
+    topic = settings.topics.alerts
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+    registry = schema_registry(settings)
+    idle_limit = idle_timeout_s if idle_timeout_s is not None else (None if follow else 3.0)
+    last = time.monotonic()
+    try:
+        while idle_limit is None or time.monotonic() - last < idle_limit:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error() is not None:
+                continue
+            last = time.monotonic()
+            try:
+                yield decode_alert(msg.value(), registry)
+            except RecordRejected as exc:
+                print(f"skipping a record that is not a DriftAlert at offset {msg.offset()}: "
+                      f"{exc}", flush=True)
+    finally:
+        consumer.close()
+
+
+def follow_alerts(settings: Settings, follow: bool, idle_timeout_s: float | None) -> int:
+    """``driftline alerts``: print alerts as they arrive; returns how many were shown."""
+    shown = 0
+    for alert in read_alerts(settings, follow, idle_timeout_s):
+        print(format_alert(alert), flush=True)
+        shown += 1
+    if not shown:
+        print(f"no alerts on {settings.topics.alerts}", flush=True)
+    return shown
