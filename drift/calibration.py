@@ -142,7 +142,7 @@ def detection_delay(
     alerts on that feature count as detection."""
     seen, false_alarms = 0, 0
     for k, window in enumerate(windows):
-        start, seen = seen, seen + _length(window)
+        seen += _length(window)
         alerts = evaluator.evaluate(window, k, k + 1, detected_at_ms=0)
         if feature is not None:
             alerts = [a for a in alerts if a["feature"] == feature]
@@ -150,7 +150,7 @@ def detection_delay(
             false_alarms += bool(alerts)
         elif alerts:
             feats = tuple(sorted({a["feature"] for a in alerts}))
-            return DetectionDelay(seen - max(start, shift_at_event), k, false_alarms, feats)
+            return DetectionDelay(seen - shift_at_event, k, false_alarms, feats)
     return DetectionDelay(None, None, false_alarms, ())
 
 

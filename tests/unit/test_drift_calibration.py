@@ -129,3 +129,18 @@ def test_bootstrap_sampler_draws_whole_rows() -> None:
     ref = {"a": np.arange(100.0), "b": [f"r{i}" for i in range(100)]}
     draw = bootstrap_sampler(ref)(50, np.random.default_rng(0))
     assert [f"r{int(x)}" for x in draw["a"]] == list(draw["b"])
+
+
+def test_detection_delay_counts_every_event_since_the_shift() -> None:
+    """An alarm three windows after the shift is 1,500 events late, not one window."""
+    rng = np.random.default_rng(15)
+    cfg = MonitorConfig(
+        checks=[ColumnCheck(column="x", kind="numeric", statistics=["ks"])], min_window=1
+    )
+    ev = MonitorEvaluator(cfg, ReferenceProfile.fit({"x": rng.normal(size=20_000)}, cfg))
+    # events from 2,000 on count as shifted, but the data only move in window 6
+    windows = [{"x": rng.normal(size=500)} for _ in range(6)] + [{"x": rng.normal(5.0, 1, 500)}]
+    delay = detection_delay(ev, windows, shift_at_event=2000)
+    assert delay.false_alarms_before == 0
+    assert delay.first_alarm_window == 6
+    assert delay.delay_events == 7 * 500 - 2000
