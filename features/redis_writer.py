@@ -1,6 +1,6 @@
 """Write feature rows in Feast's own Redis online format, newest-wins, atomically.
 
-Layout (the one Feast's ``RedisOnlineStore`` reads, see docs/redis-layout.md):
+Layout (the one Feast's ``RedisOnlineStore`` reads, see docs/semantics.md):
 key = ``serialize_entity_key(entity, v3) + project``; one hash field per feature,
 ``mmh3("<view>:<feature>")`` (4 bytes), holding a serialized ``ValueProto``; and
 ``_ts:<view>`` holding a serialized protobuf ``Timestamp``. We add one field,

@@ -3,9 +3,14 @@
 An event at ``ts`` lands in the pane ending at ``ceil(ts / pane) * pane``, so a
 window at boundary ``B`` of length ``w`` is exactly the panes ending in
 ``(B - w, B]``: the right-closed trailing window DESIGN asks for. The Flink
-operator keeps one :class:`EntityState` per key and calls :meth:`add` per event
-and :meth:`fire` on each event-time timer. Because ``fire`` keeps emitting until
+operator keeps one :class:`EntityState` per key, calls :meth:`add` per event and
+:meth:`fire` on each event-time timer. Because ``fire`` keeps asking for timers until
 every window is empty, features decay: a quiet employee reads 0, not a stale count.
+
+``fire`` brings an entity up to a point in event time (the watermark), not just to
+the timer's own boundary: PyFlink does not fire timers in timestamp order across a
+large watermark jump (a timer set from inside ``on_timer`` arrives after later ones
+already queued), so each firing must be complete and newer than the last on its own.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ class EntityState:
 
     panes: dict[int, list[Any]] = field(default_factory=dict)
     last_emitted: dict[str, Any] = field(default_factory=dict)
+    #: The boundary of the newest firing; a timer at or before it has nothing to add.
+    fired_through: int = -1
 
     def is_empty(self) -> bool:
         return not self.panes and not self.last_emitted
@@ -61,28 +68,37 @@ class WindowedAggregator:
                 acc = agg.merge(acc, partials[index])
         return agg.result(acc)
 
-    def fire(self, state: EntityState, boundary: int) -> tuple[dict[str, Any], int | None]:
-        """Emit the features due at ``boundary`` that changed; return the next timer.
+    def fire(self, state: EntityState, as_of: int) -> tuple[dict[str, Any], int, int | None]:
+        """Bring the features up to event time ``as_of``; emit those that changed.
 
-        Returns ``(changed, next_timer)``; ``next_timer`` is None when every window is
-        empty and every feature already reads its empty value (the key can be cleared).
+        Each feature takes its value at its own last slide boundary at or before
+        ``as_of``. Returns ``(changed, boundary, next_timer)``: ``boundary`` is ``as_of``
+        rounded down to the smallest slide (the row's timestamp); ``next_timer`` is None
+        when nothing can change any more (or a newer firing already covered this one).
         """
+        boundary = as_of // self.min_slide_ms * self.min_slide_ms
+        previous = state.fired_through
+        if boundary <= previous:
+            return {}, boundary, None
         changed: dict[str, Any] = {}
         for i, f in enumerate(self.plan.features):
-            if boundary % f.slide_ms:
-                continue
-            value = self.value_at(state, i, boundary)
-            previous = state.last_emitted.get(f.name, self._empty_values[f.name])
-            if value != previous:
+            at = boundary // f.slide_ms * f.slide_ms
+            if at <= previous // f.slide_ms * f.slide_ms:
+                continue  # computed at this boundary already; no event can change it now
+            value = self.value_at(state, i, at)
+            # The first firing writes every feature, so a quiet entity reads 0, not null.
+            if previous < 0 or value != state.last_emitted.get(f.name,
+                                                               self._empty_values[f.name]):
                 changed[f.name] = value
             if value == self._empty_values[f.name]:
                 state.last_emitted.pop(f.name, None)
             else:
                 state.last_emitted[f.name] = value
+        state.fired_through = boundary
         horizon = boundary - self.plan.max_window_ms
         for pane_end in [p for p in state.panes if p <= horizon]:
             del state.panes[pane_end]
-        return changed, self._next_timer(state, boundary)
+        return changed, boundary, self._next_timer(state, boundary)
 
     def _next_timer(self, state: EntityState, boundary: int) -> int | None:
         candidates = []

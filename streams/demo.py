@@ -18,13 +18,15 @@ import pandas as pd
 
 from features.feast_repo import apply
 from streams import stack
-from streams.producer import parse_drift, produce_events, simulated_events
+from streams.producer import produce_events, simulated_events
 from streams.runner import JobHandle, describe
 from streams.settings import Settings
+from streams.simulator import DriftInjection
 from streams.views import feature_table, format_alert, read_alerts
 
 HOURS = 8.0
-DRIFT = "response_latency_ms:mean_shift:1.0@0.6"
+#: The injected drift: response latency moves up one standard deviation from here on.
+DRIFT_COLUMN, DRIFT_SD, DRIFT_FROM = "response_latency_ms", 1.0, 0.6
 STEPS = 6
 
 
@@ -65,10 +67,11 @@ def run_demo(settings: Settings, events: int) -> int:
 
 
 def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started: float) -> int:
-    drift = parse_drift(DRIFT, count)
+    drift = DriftInjection(column=DRIFT_COLUMN, kind="mean_shift", magnitude=DRIFT_SD,
+                           start_count=int(DRIFT_FROM * count))
     _step(4, f"producing {count:,} simulated interactions over {HOURS:g} h of event time; "
              f"from event {drift.start_count:,} on, {drift.column} drifts "
-             f"({drift.kind}, {drift.magnitude:g})")
+             f"(mean +{DRIFT_SD:g} standard deviation)")
     events = simulated_events(settings, count, HOURS, seed=7, drift=drift)
     produce_events(settings, events, "mixed", total=count)
 

@@ -18,13 +18,22 @@ from features.windows import EntityState, WindowedAggregator
 
 # Records between the feature operator and the sink are small tagged tuples:
 #   ("row", view, entity_value, ts_ms, {feature: value})
-#   ("progress", view, through_ms)   every timer <= through_ms has fired
+#   ("progress", view, watermark_ms) every row as of event time <= watermark_ms is before it
 #   ("late", view, count)            records dropped as later than allowed lateness
 ROW, PROGRESS, LATE = "row", "progress", "late"
 
+#: How soon after the watermark moves the operator reports it (processing time).
+PROGRESS_DELAY_MS = 200
+
 
 class WindowedFeatures(KeyedProcessFunction):
-    """One view: keyed by the entity's join key, emits changed features at each boundary."""
+    """One view: keyed by the entity's join key, emits changed features as event time moves.
+
+    A timer brings its key up to the current watermark (see ``features/windows.py`` for
+    why not just to the timer's own time). Progress: Flink fires every event-time timer
+    due at a watermark before anything that follows, so when a processing-time timer
+    set after the watermark moved fires, every row up to that watermark is already out.
+    """
 
     def __init__(self, plan: ViewPlan, allowed_lateness_ms: int) -> None:
         self.plan = plan
@@ -35,12 +44,13 @@ class WindowedFeatures(KeyedProcessFunction):
         self.state = runtime_context.get_state(
             ValueStateDescriptor(f"{self.plan.name}_panes", Types.PICKLED_BYTE_ARRAY()))
         self.late_counter = runtime_context.get_metrics_group().counter("late_records")
-        self.fired_through = -1
-        self.pending_boundary = -1
+        self.reported_watermark = -1
+        self.progress_timer_set = False
 
     def process_element(self, value: dict[str, Any], ctx: KeyedProcessFunction.Context):
         ts = value["event_time"]
         watermark = ctx.timer_service().current_watermark()
+        self._schedule_progress(ctx, watermark)
         if ts <= watermark - self.allowed_lateness_ms:
             self.late_counter.inc()
             yield (LATE, self.plan.name, 1)
@@ -51,23 +61,31 @@ class WindowedFeatures(KeyedProcessFunction):
         ctx.timer_service().register_event_time_timer(timer)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        if timestamp > self.pending_boundary:
-            # Timers fire in timestamp order: every timer before this one is done.
-            if self.pending_boundary >= 0:
-                yield (PROGRESS, self.plan.name, self.pending_boundary)
-            self.pending_boundary = timestamp
+        watermark = ctx.timer_service().current_watermark()
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self.progress_timer_set = False
+            self.reported_watermark = watermark
+            yield (PROGRESS, self.plan.name, watermark)
+            return
+        self._schedule_progress(ctx, watermark)
         state = self.state.value()
         if state is None:
             return
-        changed, next_timer = self.windows.fire(state, timestamp)
+        changed, boundary, next_timer = self.windows.fire(state, max(timestamp, watermark))
         if changed:
-            yield (ROW, self.plan.name, ctx.get_current_key(), timestamp, changed)
+            yield (ROW, self.plan.name, ctx.get_current_key(), boundary, changed)
         if next_timer is None and state.is_empty():
             self.state.clear()
             return
         self.state.update(state)
         if next_timer is not None:
             ctx.timer_service().register_event_time_timer(next_timer)
+
+    def _schedule_progress(self, ctx, watermark: int) -> None:
+        if watermark > self.reported_watermark and not self.progress_timer_set:
+            self.progress_timer_set = True
+            now = ctx.timer_service().current_processing_time()
+            ctx.timer_service().register_processing_time_timer(now + PROGRESS_DELAY_MS)
 
 
 class RedisFeatureSink(KeyedProcessFunction):

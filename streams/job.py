@@ -60,7 +60,9 @@ def kafka_source(env: StreamExecutionEnvironment, settings: Settings) -> DataStr
     """
     t_env = StreamTableEnvironment.create(env)
     job = settings.job
-    t_env.get_config().set("table.exec.source.idle-timeout", f"{job.idle_source_timeout_ms} ms")
+    if job.idle_source_timeout_ms:
+        t_env.get_config().set("table.exec.source.idle-timeout",
+                               f"{job.idle_source_timeout_ms} ms")
     options = {
         "connector": "kafka",
         "topic": settings.topics.input,
@@ -104,7 +106,10 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
                 WindowedFeatures(plan, settings.job.allowed_lateness_ms),
                 Types.PICKLED_BYTE_ARRAY()).name(f"features-{plan.name}")
             emissions = stream if emissions is None else emissions.union(stream)
-        buckets = settings.job.parallelism
+        # Many small buckets, so Flink's key-group hashing spreads them over the sink's
+        # subtasks (two keys 0 and 1 can land on one). Progress goes to bucket 0: exact
+        # at parallelism 1, only indicative above it.
+        buckets = settings.job.parallelism * 32
         emissions.key_by(lambda r: zlib.crc32(r[2].encode()) % buckets if r[0] == "row" else 0,
                          Types.INT()).process(
             RedisFeatureSink(settings.redis_url, "hr_chatbot", plans,

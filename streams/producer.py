@@ -118,12 +118,19 @@ def produce_events(settings: Settings, events: Iterable[dict], encoding: Encodin
     return sent
 
 
-def produce_raw(settings: Settings, records: Iterable[tuple[bytes | None, bytes]]) -> int:
-    """Send (key, value) bytes as given: for interop and dead-letter tests."""
+def produce_raw(settings: Settings, records: Iterable[tuple[bytes | None, bytes]],
+                timestamp_ms: int | None = None) -> int:
+    """Send (key, value) bytes as given: for interop and dead-letter tests.
+
+    ``timestamp_ms`` is the record timestamp (default: send time). The job's watermarks
+    come from record timestamps, so a record stamped far ahead of the rest of its
+    partition moves that partition's event time on (docs/semantics.md).
+    """
     producer = kafka_producer(settings)
     n = 0
     for key, value in records:
-        producer.produce(settings.topics.input, key=key, value=value)
+        producer.produce(settings.topics.input, key=key, value=value,
+                         timestamp=timestamp_ms or 0)
         producer.poll(0)
         n += 1
     producer.flush(60)

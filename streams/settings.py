@@ -35,7 +35,10 @@ class JobSettings(BaseModel):
     parallelism: int = Field(1, ge=1)
     max_out_of_orderness_ms: int = Field(30_000, ge=0)
     allowed_lateness_ms: int = Field(0, ge=0)
-    idle_source_timeout_ms: int = Field(10_000, ge=0)
+    # 0 = off. A partition that stays silent holds event time back; set this when some
+    # partitions can go quiet. Flink marks a split idle by wall time, so a backlogged,
+    # busy job can see a partition that still has records as idle and declare them late.
+    idle_source_timeout_ms: int = Field(0, ge=0)
     checkpoint_interval_ms: int = Field(10_000, ge=1000)
     startup_mode: Literal["earliest-offset", "latest-offset", "group-offsets"] = "earliest-offset"
     consumer_group: str = "driftline"

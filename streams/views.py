@@ -38,7 +38,8 @@ def feature_table(settings: Settings, employees: Sequence[str],
         widths = [max(len(plan.join_key), *(len(i) for i in ids))] + [
             max(len(n), 8) for n in names]
         cells = [[plan.join_key, *names]] + [
-            [row[plan.join_key], *(_cell(row.get(n)) for n in names)] for row in rows]
+            [entity, *(_cell(row.get(n)) for n in names)]
+            for entity, row in zip(ids, rows, strict=True)]
         lines.append(f"{plan.name} (read through the Feast SDK):")
         lines += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
                   for r in cells]
@@ -54,7 +55,7 @@ def _cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.3f}".rstrip("0").rstrip(".")
+        return f"{value:.4g}"
     return str(value)
 
 

@@ -38,11 +38,11 @@ def isolated_settings(local_stack: Settings, tmp_path) -> Callable[..., Settings
     def make(**overrides) -> Settings:
         run = uuid.uuid4().hex[:8]
         base = local_stack.redis_url.rsplit("/", 1)[0]
-        settings = load_settings(
-            topics={"input": f"it-{run}.interactions", "dead_letter": f"it-{run}.dlq",
-                    "alerts": f"it-{run}.alerts"},
-            state_dir=tmp_path / "state", redis_url=f"{base}/{TEST_REDIS_DB}",
-            job={"consumer_group": f"it-{run}"}, **overrides)
+        topics = {"input": f"it-{run}.interactions", "dead_letter": f"it-{run}.dlq",
+                  "alerts": f"it-{run}.alerts", **overrides.pop("topics", {})}
+        job = {"consumer_group": f"it-{run}", **overrides.pop("job", {})}
+        settings = load_settings(topics=topics, job=job, state_dir=tmp_path / "state",
+                                 redis_url=f"{base}/{TEST_REDIS_DB}", **overrides)
         redis.Redis.from_url(settings.redis_url).flushdb()
         stack.ensure_topics(settings)
         apply(settings.feature_repo, settings.redis_url)

@@ -16,12 +16,12 @@ from scipy import stats
 from streams.producer import produce_events, simulated_events
 from streams.simulator import DriftInjection, tenant_ids
 from streams.views import read_alerts
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import wait_for, wait_until_stable
 
 pytestmark = pytest.mark.integration
 
 EVENTS = 24_000
-HOURS = 8.0
+HOURS = 8.0  # mean load; the diurnal pattern spreads it over about 18 h
 REFERENCE_EVENTS = 1_500
 WINDOW_MS = 30 * 60_000
 COLUMN = "response_latency_ms"
@@ -43,10 +43,10 @@ def test_only_the_shifted_tenant_alerts_and_names_the_column(isolated_settings, 
 
     produce_events(settings, events, "avro", quiet=True)
     job = running_job(settings, ["drift"])
-    windows = frame.event_time.max() // WINDOW_MS - frame.event_time.min() // WINDOW_MS
-    # Every tenant's every window after its reference is tested; the last is still open.
-    wait_for(lambda: int(job.stats().get("drift_windows_tested", 0)) >= 4 * (windows - 6),
-             timeout_s=240, what="the drift job to test the closed windows")
+    tested = lambda: int(job.stats().get("drift_windows_tested", 0))  # noqa: E731
+    wait_for(lambda: tested() > 0, timeout_s=240, what="the drift job to test a window")
+    # Done when no more windows close: the last one stays open (no later event).
+    assert wait_until_stable(tested, quiet_s=10, timeout_s=240) >= 40
     assert job.status() == "RUNNING"
     alerts = list(read_alerts(settings, idle_timeout_s=5.0))
 
