@@ -31,6 +31,8 @@ class JobHandle:
         require_stack(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        # Progress and counters describe this run (one job per Redis database).
+        self.redis.delete("driftline:progress", "driftline:stats")
         env = create_environment(settings)
         build_pipeline(env, settings, branches)
         self.client = env.execute_async("driftline")
