@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,8 @@ class OnlineReader:
     def __init__(self, repo_path: Path | str, redis_url: str) -> None:
         from feast import FeatureStore
 
+        # Feast warns on every StreamFeatureView it loads; we use them on purpose.
+        warnings.filterwarnings("ignore", message="Stream feature views are experimental")
         _export(redis_url)
         self.store = FeatureStore(repo_path=str(repo_path))
 
