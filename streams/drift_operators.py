@@ -75,6 +75,7 @@ class DriftMonitor(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.windows_tested = metrics.counter("drift_windows_tested")
         self.late = metrics.counter("drift_late_records")
+        self.registered: dict[str, int] = {}  # last window end a timer was set for, per key
 
     def _current_profile(self):
         return self.static_profile or self.profile.value()
@@ -87,7 +88,10 @@ class DriftMonitor(KeyedProcessFunction):
             return
         window_end = (ts // self.window_ms + 1) * self.window_ms
         self.window_rows.add((window_end, row))
-        ctx.timer_service().register_event_time_timer(window_end - 1)
+        key = ctx.get_current_key()
+        if self.registered.get(key) != window_end:  # one timer call per key and window
+            self.registered[key] = window_end
+            ctx.timer_service().register_event_time_timer(window_end - 1)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         window_end = timestamp + 1

@@ -46,6 +46,10 @@ class WindowedFeatures(KeyedProcessFunction):
         self.late_counter = runtime_context.get_metrics_group().counter("late_records")
         self.reported_watermark = -1
         self.progress_timer_set = False
+        # The last event-time timer asked for per key: registering costs a message to the
+        # JVM, and the events of one pane all ask for the same one (Flink dedupes anyway,
+        # so after a restore this starts empty and nothing is lost).
+        self.registered: dict[str, int] = {}
 
     def process_element(self, value: dict[str, Any], ctx: KeyedProcessFunction.Context):
         ts = value["event_time"]
@@ -58,7 +62,7 @@ class WindowedFeatures(KeyedProcessFunction):
         state = self.state.value() or EntityState()
         timer = self.windows.add(state, value, ts)
         self.state.update(state)
-        ctx.timer_service().register_event_time_timer(timer)
+        self._register(ctx, timer)
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         watermark = ctx.timer_service().current_watermark()
@@ -68,18 +72,27 @@ class WindowedFeatures(KeyedProcessFunction):
             yield (PROGRESS, self.plan.name, watermark)
             return
         self._schedule_progress(ctx, watermark)
+        key = ctx.get_current_key()
+        if self.registered.get(key, timestamp + 1) <= timestamp:
+            del self.registered[key]
         state = self.state.value()
         if state is None:
             return
         changed, boundary, next_timer = self.windows.fire(state, max(timestamp, watermark))
         if changed:
-            yield (ROW, self.plan.name, ctx.get_current_key(), boundary, changed)
+            yield (ROW, self.plan.name, key, boundary, changed)
         if next_timer is None and state.is_empty():
             self.state.clear()
             return
         self.state.update(state)
         if next_timer is not None:
-            ctx.timer_service().register_event_time_timer(next_timer)
+            self._register(ctx, next_timer)
+
+    def _register(self, ctx, timer: int) -> None:
+        key = ctx.get_current_key()
+        if self.registered.get(key) != timer:
+            self.registered[key] = timer
+            ctx.timer_service().register_event_time_timer(timer)
 
     def _schedule_progress(self, ctx, watermark: int) -> None:
         if watermark > self.reported_watermark and not self.progress_timer_set:
