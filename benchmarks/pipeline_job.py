@@ -1,0 +1,269 @@
+"""The real driftline job under measurement: isolated settings, progress counters, CPU.
+
+The job is the one ``driftline run`` starts (``streams.runner.JobHandle``), with two
+observability settings added before submission: a known REST port and a 1 s metric
+refresh (Flink's default is 10 s), so "events processed" can be read from Flink's own
+``numRecordsIn`` of the ``features-employee_activity`` operator every second. Every
+valid event reaches that operator exactly once, so produced minus that count is the
+consumer lag (Tansu's reported high watermark cannot be used; see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import redis
+
+from features.definitions import load_view_plans
+from features.feast_repo import apply
+from streams import stack
+from streams.runner import JobHandle, require_stack
+from streams.settings import Settings, load_settings
+
+BENCH_DB = 9
+COUNTED_OPERATOR = "features-employee_activity"
+
+
+def isolated_settings(work: Path, repo: Path, **job: object) -> Settings:
+    """Fresh topics and consumer group; Redis db 9, flushed. The state dir (and so the
+    local schema registry the pre-serialized events refer to) is shared by a run."""
+    run = uuid.uuid4().hex[:8]
+    base = load_settings()
+    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
+    settings = load_settings(
+        topics={"input": f"bench-{run}.interactions", "dead_letter": f"bench-{run}.dlq",
+                "alerts": f"bench-{run}.alerts"},
+        state_dir=work / "state", redis_url=redis_url, feature_repo=repo,
+        job={"consumer_group": f"bench-{run}", **job})
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    redis.Redis.from_url(redis_url).flushdb()
+    stack.ensure_topics(settings)
+    return settings
+
+
+def copy_repo(src: Path, dest: Path, slide_s: int | None = None) -> Path:
+    """A private copy of the Feast repo (own registry), optionally with every
+    ``slide_interval`` set to ``slide_s`` seconds: the low-latency variant."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    if slide_s is not None:
+        for path in dest.glob("*.py"):
+            text = re.sub(r"slide_interval=(timedelta\([^)]*\)|\w+)",
+                          f"slide_interval=timedelta(seconds={slide_s})", path.read_text())
+            path.write_text(text)
+        slides = {f.slide_ms for p in load_view_plans(dest) for f in p.features}
+        if slides != {slide_s * 1000}:
+            raise RuntimeError(f"could not set every slide to {slide_s} s: {slides}")
+    return dest
+
+
+def apply_repo(settings: Settings) -> None:
+    apply(settings.feature_repo, settings.redis_url)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class MeasuredJob(JobHandle):
+    """``JobHandle`` plus a REST port and 1 s metric refresh; reads processed counts."""
+
+    def __init__(self, settings: Settings, branches: list[str]) -> None:
+        from streams.job import build_pipeline, create_environment
+
+        require_stack(settings)
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+        env = create_environment(settings)
+        self.port = _free_port()
+        conf = env._j_stream_execution_environment.getConfiguration()
+        conf.setString("rest.bind-port", str(self.port))
+        conf.setString("rest.port", str(self.port))
+        conf.setString("metrics.fetcher.update-interval", "1000")
+        build_pipeline(env, settings, branches)
+        self.client = env.execute_async("driftline")
+        self.started = time.monotonic()
+        self.job_id = str(self.client.get_job_id())
+        self._counted: list[tuple[str, str]] | None = None
+
+    def _get(self, path: str):
+        url = f"http://127.0.0.1:{self.port}{path}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.load(resp)
+
+    def metric_ids(self) -> dict[str, list[str]]:
+        """Vertex id -> its metric ids (operator metrics are named per chained operator)."""
+        if not hasattr(self, "_metric_ids"):
+            self._metric_ids = {
+                v["id"]: [m["id"] for m in self._get(
+                    f"/jobs/{self.job_id}/vertices/{v['id']}/metrics")]
+                for v in self._get(f"/jobs/{self.job_id}")["vertices"]}
+        return self._metric_ids
+
+    def find_metric(self, suffix: str) -> list[tuple[str, str]]:
+        """(vertex, metric id) for every subtask's ``<n>.<suffix>``, whatever the chaining."""
+        return [(v, m) for v, ids in self.metric_ids().items() for m in ids
+                if m.split(".", 1)[-1] == suffix]
+
+    def read_metrics(self, found: list[tuple[str, str]]) -> list[float]:
+        out = []
+        for vertex in {v for v, _ in found}:
+            names = ",".join(m for v, m in found if v == vertex)
+            got = self._get(f"/jobs/{self.job_id}/vertices/{vertex}/metrics?get={names}")
+            out += [float(g["value"]) for g in got]
+        return out
+
+    def processed(self) -> int:
+        """Events the employee_activity window operator has taken in (-1 before it runs)."""
+        if self._counted is None:
+            found = self.find_metric(f"{COUNTED_OPERATOR}.numRecordsIn")
+            if not found:
+                self.__dict__.pop("_metric_ids", None)  # metrics appear once tasks run
+                return -1
+            self._counted = found
+        return int(sum(self.read_metrics(self._counted)))
+
+
+WATERMARK_STAGES = (  # (label, operator metric name), in pipeline order
+    ("source out", None),
+    ("decode out", "decode-validate-redact.currentOutputWatermark"),
+    ("window operator in", f"{COUNTED_OPERATOR}.currentInputWatermark"),
+    ("window operator out", f"{COUNTED_OPERATOR}.currentOutputWatermark"),
+    ("Redis sink in", "feast-redis-sink.currentInputWatermark"),
+)
+
+
+def watermark_lags(job: MeasuredJob) -> dict[str, float]:
+    """Wall clock minus each stage's event-time watermark (ms), from Flink's metrics.
+
+    Readings are up to one metric refresh (1 s) old, equally for every stage, so the
+    differences between stages are what each adds."""
+    if not getattr(job, "_wm_ids", None):
+        job.__dict__.pop("_metric_ids", None)  # gauges register late: list them afresh
+        ids = {}
+        for label, suffix in WATERMARK_STAGES:
+            if suffix is None:  # the source operator's name carries a table id
+                found = [(v, m) for v, ms in job.metric_ids().items() for m in ms
+                         if ".Source__" in m and m.endswith(".currentOutputWatermark")]
+            else:
+                found = job.find_metric(suffix)
+            if found:
+                ids[label] = found
+        job._wm_tries = getattr(job, "_wm_tries", 0) + 1
+        job._wm_ids = ids if len(ids) == len(WATERMARK_STAGES) or job._wm_tries > 5 else {}
+        if not job._wm_ids:
+            return {}
+    now = time.time() * 1000
+    return {label: now - min(job.read_metrics(found))
+            for label, found in job._wm_ids.items()}
+
+
+class CpuMeter:
+    """CPU seconds (user + system) of a changing set of processes.
+
+    Per-pid deltas from the first time a pid is seen, so processes that come and go
+    (the Flink JVM's Python workers) count from their start. ``by_process`` splits the
+    total by process, for the profile.
+    """
+
+    def __init__(self, processes: Callable[[], list[psutil.Process]]) -> None:
+        self.processes = processes
+        self.last: dict[int, float] = {}
+        self.used: dict[int, float] = {}
+        self.labels: dict[int, str] = {}
+        self.read()
+        self.used = {pid: 0.0 for pid in self.used}
+
+    def read(self) -> float:
+        for p in self.processes():
+            try:
+                t = p.cpu_times()
+                if p.pid not in self.labels:
+                    self.labels[p.pid] = _label(p)
+            except psutil.Error:
+                continue
+            now = t.user + t.system
+            self.used[p.pid] = self.used.get(p.pid, 0.0) + now - self.last.get(p.pid, 0.0)
+            self.last[p.pid] = now
+        return self.total
+
+    @property
+    def total(self) -> float:
+        return sum(self.used.values())
+
+    def by_process(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for pid, used in self.used.items():
+            if used > 0.05:
+                label = self.labels.get(pid, str(pid))
+                out[label] = out.get(label, 0.0) + used
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def _label(p: psutil.Process) -> str:
+    cmd = p.cmdline()
+    if p.pid == os.getpid():
+        return "driver (python operators, loopback)"
+    if "java" in p.name():
+        return "flink-jvm"
+    ident = next((c.split("=", 1)[1] for c in cmd if c.startswith("--id=")), None)
+    if ident and "beam_boot" in " ".join(cmd):
+        return f"python-worker-{ident}"
+    return f"{p.name()}-{p.pid}"
+
+
+def flink_jvm() -> psutil.Process:
+    """The PyFlink gateway JVM this process launched (it runs the mini-cluster)."""
+    for child in psutil.Process().children(recursive=False):
+        try:
+            if "java" in child.name():
+                return child
+        except psutil.Error:
+            continue
+    raise RuntimeError("no Flink JVM under this process; submit a job first")
+
+
+def job_cpu_meter() -> CpuMeter:
+    """The job's CPU: the JVM and anything under it, plus this process, whose threads run
+    the Python operators: PyFlink runs a local job's Python worker in loopback mode,
+    inside the submitting interpreter (our own polling there is small)."""
+    jvm, me = flink_jvm(), psutil.Process()
+
+    def processes() -> list[psutil.Process]:
+        try:
+            return [me, jvm, *jvm.children(recursive=True)]
+        except psutil.Error:
+            return [me]
+
+    return CpuMeter(processes)
+
+
+def tree_cpu_meter(root: psutil.Process) -> CpuMeter:
+    def processes() -> list[psutil.Process]:
+        try:
+            return [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    return CpuMeter(processes)
+
+
+def redis_process(settings: Settings) -> psutil.Process | None:
+    try:
+        pid = int(redis.Redis.from_url(settings.redis_url).info("server")["process_id"])
+        return psutil.Process(pid)
+    except (psutil.Error, redis.RedisError, KeyError):
+        return None
