@@ -1,7 +1,7 @@
 """One command for the whole benchmark set (``make bench`` / ``make bench-quick``).
 
     python -m benchmarks.run            # the standard set (about 15 minutes here)
-    python -m benchmarks.run --quick    # a smoke version (about 2 minutes)
+    python -m benchmarks.run --quick    # a smoke version (about 4 minutes)
     python -m benchmarks.run --only drift_cost --only decode
     python -m benchmarks.run --report   # only rebuild RESULTS.md from results/*.md
 
@@ -9,11 +9,14 @@ Each benchmark is its own module with its own ``--quick``; each runs in a fresh
 process (so one's threads, JVM or caches never colour another's numbers) and writes
 ``benchmarks/results/<name>.{json,md}`` plus plots. ``RESULTS.md`` is assembled from
 those sections, so it always shows the latest measured run of each, with its command.
+A quick run is a smoke test: its files go to ``benchmarks/out/quick/`` and the standard
+results stay as they were.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).parent
 RESULTS_DIR = HERE / "results"
+QUICK_DIR = HERE / "out" / "quick"
 
 #: (name, module, markdown section it writes), in the order they run and are reported.
 BENCHMARKS = [
@@ -59,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
     args = parser.parse_args(argv)
     failed = []
+    if args.quick:
+        kept = HERE / "out" / "results-kept"
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(RESULTS_DIR, kept)
     if not args.report:
         chosen = [b for b in BENCHMARKS if not args.only or b[0] in args.only]
         for i, (name, module, _) in enumerate(chosen, start=1):
@@ -70,7 +78,14 @@ def main(argv: list[str] | None = None) -> int:
                   f"{time.monotonic() - started:.0f} s", flush=True)
             if code:
                 failed.append(name)
-    print(f"\nwrote {assemble()}", flush=True)
+    if args.quick:
+        shutil.rmtree(QUICK_DIR, ignore_errors=True)
+        shutil.copytree(RESULTS_DIR, QUICK_DIR)
+        shutil.rmtree(RESULTS_DIR)
+        shutil.move(kept, RESULTS_DIR)
+        print(f"\nquick results in {QUICK_DIR} (benchmarks/results unchanged)", flush=True)
+    else:
+        print(f"\nwrote {assemble()}", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0
