@@ -105,11 +105,12 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
                       f"job stats {job.stats()}"
     assert compared > 2_000
 
-    # Decay: employees active earlier but quiet for the last hour read exactly 0.
-    watermark = int(progress["employee_activity"])
+    # Decay: employees active earlier but quiet for the hour before the last 5-minute
+    # boundary the watermark has passed read exactly 0.
+    boundary = int(progress["employee_activity"]) // FIVE_MIN * FIVE_MIN
     last_seen = frame.groupby("employee_id").event_time.max()
-    quiet = last_seen[(last_seen <= watermark - 3_600_000)
-                      & (last_seen > watermark - 3 * 3_600_000)].index.tolist()
+    quiet = last_seen[(last_seen <= boundary - 3_600_000)
+                      & (last_seen > boundary - 3 * 3_600_000)].index.tolist()
     assert len(quiet) >= 20
     rows = reader.read("employee_activity", "employee_id", quiet)
     assert [r["interactions_1h"] for r in rows] == [0] * len(quiet)
