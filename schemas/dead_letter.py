@@ -41,7 +41,7 @@ H_REDACTED = "driftline.redacted"  # e.g. "CARD=1,EMAIL=2"; empty when nothing w
 H_REWRITTEN = "driftline.value.rewritten"  # "1" when the JSON value had to be re-serialised
 MAX_MESSAGE_CHARS = 1000
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 def build_dead_letter(

@@ -339,7 +339,9 @@ def find_pii(text: str) -> list[PiiMatch]:
 
 
 def _replace(text: str, matches: list[PiiMatch], keep_length: bool) -> RedactionResult:
-    parts, counts, pos = [], {}, 0
+    parts: list[str] = []
+    counts: dict[str, int] = {}
+    pos = 0
     for m in matches:
         tag = TAGS[m.kind]
         if keep_length:

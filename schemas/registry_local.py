@@ -53,9 +53,9 @@ class LocalSchemaRegistry:
                     return sid
             earlier = [(v, state["schemas"][str(sid)]) for v, sid in enumerate(ids, start=1)]
             ensure_compatible(subject, text, earlier, self.compatibility)
-            sid = next((int(k) for k, v in state["schemas"].items() if v == text), None)
-            if sid is None:
-                sid = state["next_id"]
+            found = next((int(k) for k, v in state["schemas"].items() if v == text), None)
+            sid = state["next_id"] if found is None else found
+            if found is None:
                 state["next_id"] = sid + 1
                 state["schemas"][str(sid)] = text
             state["subjects"][subject] = [*ids, sid]

@@ -73,7 +73,7 @@ def parse_event_time(value: Any) -> int:
 
 
 def _number(record: dict[str, Any], field: str) -> float:
-    value = record.get(field)
+    value: Any = record.get(field)
     kind = type(value)
     if kind is float:
         return value

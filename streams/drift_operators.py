@@ -95,7 +95,8 @@ class DriftMonitor(KeyedProcessFunction):
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
         window_end = timestamp + 1
-        due, waiting = [], []
+        due: list[tuple[int, dict[str, Any]]] = []
+        waiting: list[tuple[int, dict[str, Any]]] = []
         for end, row in self.window_rows.get():
             (due if end <= window_end else waiting).append((end, row))
         if self._current_profile() is None:

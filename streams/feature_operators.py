@@ -157,8 +157,8 @@ class RedisFeatureSink(KeyedProcessFunction):
         if self.progress or self.late:
             pipe = client.pipeline(transaction=False)
             for view, through in self.progress.items():
-                pipe.hset("driftline:progress", view, through)
-                pipe.hset("driftline:progress", "updated_at", int(time.time() * 1000))
+                pipe.hset("driftline:progress", view, str(through))
+                pipe.hset("driftline:progress", "updated_at", str(int(time.time() * 1000)))
             for view, n in self.late.items():
                 pipe.hincrby("driftline:stats", f"late_records:{view}", n)
             pipe.execute()

@@ -100,12 +100,12 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
 
     if "features" in branches:
         plans = load_view_plans(settings.feature_repo)
-        emissions = None
-        for plan in plans:
-            stream = events.key_by(lambda r, k=plan.join_key: r[k], Types.STRING()).process(
+        per_view = [
+            events.key_by(lambda r, k=plan.join_key: r[k], Types.STRING()).process(
                 WindowedFeatures(plan, settings.job.allowed_lateness_ms),
                 Types.PICKLED_BYTE_ARRAY()).name(f"features-{plan.name}")
-            emissions = stream if emissions is None else emissions.union(stream)
+            for plan in plans]
+        emissions = per_view[0].union(*per_view[1:]) if len(per_view) > 1 else per_view[0]
         # Many small buckets, so Flink's key-group hashing spreads them over the sink's
         # subtasks (two keys 0 and 1 can land on one). Progress goes to bucket 0: exact
         # at parallelism 1, only indicative above it.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 from confluent_kafka import Producer
@@ -152,7 +152,7 @@ def produce_simulated(settings: Settings, count: int | None, rate: float | None,
         config = SimulatorConfig(start_ms=int(time.time() * 1000), events_per_hour=rate * 3600,
                                  seed=seed, embedding_dim=settings.embedding_dim,
                                  drift=parse_drift(drift, int(rate * 600)))
-        events: Iterator[dict] = TrafficSimulator(config).events()
+        events: Iterable[dict] = TrafficSimulator(config).events()
     else:
         count = count or 10_000
         events = simulated_events(settings, count, hours, seed=seed,

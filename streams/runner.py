@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import cast
 
 import redis
 
@@ -39,10 +40,10 @@ class JobHandle:
         self.started = time.monotonic()
 
     def progress(self) -> dict[str, str]:
-        return self.redis.hgetall("driftline:progress")
+        return cast(dict[str, str], self.redis.hgetall("driftline:progress"))
 
     def stats(self) -> dict[str, str]:
-        return self.redis.hgetall("driftline:stats")
+        return cast(dict[str, str], self.redis.hgetall("driftline:stats"))
 
     def status(self) -> str:
         """``RUNNING``, ``FAILED``, ``CANCELED``, ``FINISHED``, ... (Flink's JobStatus name)."""

@@ -95,7 +95,7 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment (and ``DRIFTLINE_CONFIG``), naming a bad field."""
     env_file = os.environ.get("DRIFTLINE_CONFIG")
     try:
-        return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "settings"

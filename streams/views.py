@@ -97,7 +97,7 @@ def read_alerts(settings: Settings, follow: bool = False,
                 continue
             last = time.monotonic()
             try:
-                yield decode_alert(msg.value(), registry)
+                yield decode_alert(msg.value() or b"", registry)
             except RecordRejected as exc:
                 print(f"skipping a record that is not a DriftAlert at offset {msg.offset()}: "
                       f"{exc}", flush=True)
