@@ -27,7 +27,7 @@ import redis
 from features.definitions import load_view_plans
 from features.feast_repo import apply
 from streams import stack
-from streams.runner import JobHandle, require_stack
+from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
 
 BENCH_DB = 9
@@ -82,20 +82,10 @@ class MeasuredJob(JobHandle):
     """``JobHandle`` plus a REST port and 1 s metric refresh; reads processed counts."""
 
     def __init__(self, settings: Settings, branches: list[str]) -> None:
-        from streams.job import build_pipeline, create_environment
-
-        require_stack(settings)
-        settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        env = create_environment(settings)
         self.port = _free_port()
-        conf = env._j_stream_execution_environment.getConfiguration()
-        conf.setString("rest.bind-port", str(self.port))
-        conf.setString("rest.port", str(self.port))
-        conf.setString("metrics.fetcher.update-interval", "1000")
-        build_pipeline(env, settings, branches)
-        self.client = env.execute_async("driftline")
-        self.started = time.monotonic()
+        super().__init__(settings, branches, extra_config={
+            "rest.bind-port": str(self.port), "rest.port": str(self.port),
+            "metrics.fetcher.update-interval": "1000"})
         self.job_id = str(self.client.get_job_id())
         self._counted: list[tuple[str, str]] | None = None
 

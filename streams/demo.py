@@ -92,10 +92,8 @@ def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started
     _step(5, "waiting for the jobs to catch up (event-time watermark per feature view)")
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
-        progress = job.progress()
-        print(f"  {describe(progress, job.stats())}", flush=True)
-        views = [int(v) for k, v in progress.items() if k != "updated_at"]
-        if views and min(views) >= target:
+        print(f"  {describe(job.progress(), job.stats())}", flush=True)
+        if job.caught_up(target):
             break
         if job.status() in ("FAILED", "CANCELED", "FINISHED"):
             print(f"[demo] the Flink job ended: {job.status()}", flush=True)

@@ -156,9 +156,10 @@ class RedisFeatureSink(KeyedProcessFunction):
         client = self.writer.client
         if self.progress or self.late:
             pipe = client.pipeline(transaction=False)
-            for view, through in self.progress.items():
-                pipe.hset("driftline:progress", view, str(through))
-                pipe.hset("driftline:progress", "updated_at", str(int(time.time() * 1000)))
+            if self.progress:
+                pipe.hset("driftline:progress", mapping={
+                    **{view: str(through) for view, through in self.progress.items()},
+                    "updated_at": str(int(time.time() * 1000))})
             for view, n in self.late.items():
                 pipe.hincrby("driftline:stats", f"late_records:{view}", n)
             pipe.execute()

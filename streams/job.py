@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
@@ -29,8 +29,13 @@ from streams.settings import Settings
 BRANCHES = ("features", "drift")
 
 
-def create_environment(settings: Settings) -> StreamExecutionEnvironment:
-    """A local mini-cluster environment with the Kafka connector and our Python."""
+def create_environment(settings: Settings,
+                       extra_config: Mapping[str, str] | None = None) -> StreamExecutionEnvironment:
+    """A local mini-cluster environment with the Kafka connector and our Python.
+
+    ``extra_config``: further Flink options (the benchmark sets a REST port and a fast
+    metric refresh), applied last.
+    """
     config = Configuration()
     config.set_string("python.fn-execution.bundle.time", "50")
     config.set_string("python.fn-execution.bundle.size", "5000")
@@ -41,6 +46,8 @@ def create_environment(settings: Settings) -> StreamExecutionEnvironment:
     # build_pipeline always attaches the dead-letter sink.
     config.set_string("execution.checkpointing.dir",
                       (settings.state_dir / "checkpoints").resolve().as_uri())
+    for key, value in (extra_config or {}).items():
+        config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
     jars = assets.kafka_connector_jars(settings.kafka_connector_jars)
     env.add_jars(*[p.resolve().as_uri() for p in jars])

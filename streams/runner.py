@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import cast
 
 import redis
@@ -26,15 +26,21 @@ def require_stack(settings: Settings) -> None:
 class JobHandle:
     """A submitted job: poll its progress, cancel it."""
 
-    def __init__(self, settings: Settings, branches: Iterable[str]) -> None:
+    def __init__(self, settings: Settings, branches: Iterable[str],
+                 extra_config: Mapping[str, str] | None = None) -> None:
+        from features.definitions import load_view_plans
         from streams.job import build_pipeline, create_environment
 
+        branches = list(branches)
+        #: The feature views whose progress :meth:`caught_up` waits for.
+        self.views = ([p.name for p in load_view_plans(settings.feature_repo)]
+                      if "features" in branches else [])
         require_stack(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         # Progress and counters describe this run (one job per Redis database).
         self.redis.delete("driftline:progress", "driftline:stats")
-        env = create_environment(settings)
+        env = create_environment(settings, extra_config)
         build_pipeline(env, settings, branches)
         self.client = env.execute_async("driftline")
         self.started = time.monotonic()
@@ -49,15 +55,10 @@ class JobHandle:
         """``RUNNING``, ``FAILED``, ``CANCELED``, ``FINISHED``, ... (Flink's JobStatus name)."""
         return self.client.get_job_status().result().name
 
-    def wait_for_progress(self, view: str, at_least_ms: int, timeout_s: float) -> bool:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if int(self.progress().get(view, -1)) >= at_least_ms:
-                return True
-            if self.status() in ("FAILED", "CANCELED", "FINISHED"):
-                raise RuntimeError(f"Flink job ended: {self.status()}")
-            time.sleep(0.5)
-        return False
+    def caught_up(self, event_time_ms: int) -> bool:
+        """Has every feature view written everything up to ``event_time_ms``?"""
+        progress = self.progress()
+        return all(int(progress.get(v, -1)) >= event_time_ms for v in self.views)
 
     def cancel(self) -> None:
         try:

@@ -75,9 +75,8 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
     # before that is the furthest the job can report.
     newest = int(frame.event_time.max())
     target = (newest - settings.job.max_out_of_orderness_ms) // FIVE_MIN * FIVE_MIN - FIVE_MIN
-    wait_for(lambda: all(int(job.progress().get(v, -1)) >= target
-                         for v in ("employee_activity", "tenant_load")),
-             timeout_s=300, what=f"both views to reach event time {target}")
+    wait_for(lambda: job.caught_up(target), timeout_s=300,
+             what=f"both views to reach event time {target}")
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
     assert job.status() == "RUNNING"
 

@@ -59,9 +59,8 @@ def test_no_raw_pii_reaches_redis_topics_or_logs(isolated_settings, running_job,
 
     job = running_job(settings, ["features", "drift"])
     late_enough = events[-1]["event_time"] - 3_600_000
-    wait_for(lambda: all(int(job.progress().get(v, -1)) >= late_enough
-                         for v in ("employee_activity", "tenant_load")),
-             timeout_s=240, what="features up to the last hour")
+    wait_for(lambda: job.caught_up(late_enough), timeout_s=240,
+             what="features up to the last hour")
     wait_for(lambda: sum(int(v) for k, v in job.stats().items()
                          if k.startswith("dead_letter:")) >= len(malformed)
              and int(job.stats().get("drift_windows_tested", 0)) > 0,
