@@ -24,8 +24,8 @@ from pathlib import Path
 import psutil
 import redis
 
-from features.definitions import load_view_plans
 from features.feast_repo import apply
+from features.plans import load_view_plans
 from streams import stack
 from streams.runner import JobHandle
 from streams.settings import Settings, load_settings

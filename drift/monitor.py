@@ -37,25 +37,6 @@ __all__ = [
     "alert_id",
 ]
 
-ALERT_FIELDS = (
-    "alert_id",
-    "monitor",
-    "tenant_id",
-    "feature",
-    "statistic",
-    "value",
-    "threshold",
-    "p_value",
-    "window_start",
-    "window_end",
-    "n_window",
-    "n_reference",
-    "reference_id",
-    "severity",
-    "detected_at",
-    "details",
-)
-
 
 @dataclass
 class WindowState:
@@ -129,24 +110,29 @@ class MonitorEvaluator:
             )
         self.config = config
         self.profile = profile
-        self._checks: dict[str, ColumnCheck] = {c.column: c for c in config.checks}
+        #: per check, the statistics the reference could fit (the others are skipped)
+        self._active: dict[str, list[str]] = {
+            c.column: [s for s in c.statistics if (c.column, s) in profile.tests]
+            for c in config.checks
+        }
+        self._pairs = [(c, s) for c, stats in self._active.items() for s in stats]
 
     # -- incremental ----------------------------------------------------------------
     def init(self) -> WindowState:
-        return WindowState({pair: self.profile.test(*pair).init() for pair in self.config.tests()})
+        return WindowState({pair: self.profile.test(*pair).init() for pair in self._pairs})
 
     def update(self, state: WindowState, batch: Mapping[str, Any]) -> WindowState:
         """Fold a batch of column values; columns absent from ``batch`` add nothing.
 
         Each column is cleaned once and the clean values fed to all its statistics.
         """
-        for check in self.config.checks:
-            if check.column not in batch:
+        for column, statistics in self._active.items():
+            if column not in batch or not statistics:
                 continue
-            tests = [self.profile.test(check.column, s) for s in check.statistics]
-            clean, n_missing = tests[0].clean(batch[check.column])
-            for stat, test in zip(check.statistics, tests, strict=True):
-                key = (check.column, stat)
+            tests = [self.profile.test(column, s) for s in statistics]
+            clean, n_missing = tests[0].clean(batch[column])
+            for stat, test in zip(statistics, tests, strict=True):
+                key = (column, stat)
                 state.accs[key] = test.update_clean(state.accs[key], clean, n_missing)
         return state
 
@@ -154,7 +140,7 @@ class MonitorEvaluator:
         return WindowState(
             {
                 pair: self.profile.test(*pair).merge(a.accs[pair], b.accs[pair])
-                for pair in self.config.tests()
+                for pair in self._pairs
             }
         )
 
@@ -172,22 +158,30 @@ class MonitorEvaluator:
         skipped: list[SkippedCheck] = []
         run: list[tuple[str, str, Score]] = []
         for check in cfg.checks:
-            first = state.accs[(check.column, check.statistics[0])]
+            active = self._active[check.column]
+            for statistic in check.statistics:
+                reason = self.profile.unfit.get((check.column, statistic))
+                if reason is not None:
+                    skipped.append(SkippedCheck(check.column, (statistic,), 0, 0,
+                                                f"no reference: {reason}"))
+            if not active:
+                continue
+            first = state.accs[(check.column, active[0])]
             if first.n < cfg.min_window:
                 skipped.append(
                     SkippedCheck(
                         column=check.column,
-                        statistics=tuple(check.statistics),
+                        statistics=tuple(active),
                         n_window=first.n,
                         n_missing=first.n_missing,
                         reason=f"{first.n} valid values < min_window {cfg.min_window}",
                     )
                 )
                 continue
-            for statistic in check.statistics:
-                test = self.profile.test(check.column, statistic)
-                score = test.score(state.accs[(check.column, statistic)])
-                run.append((check.column, statistic, score))
+            for name in active:
+                test = self.profile.test(check.column, name)
+                score = test.score(state.accs[(check.column, name)])
+                run.append((check.column, name, score))
 
         levels, rejected = corrected_levels(
             [r.p_value for _, _, r in run], cfg.alpha, cfg.correction

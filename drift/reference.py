@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -38,6 +38,9 @@ class ReferenceProfile:
     n_rows: int
     checks: tuple[ColumnCheck, ...]
     tests: Mapping[tuple[str, str], FittedTest[Any]]
+    #: (column, statistic) -> why the reference could not fit it (a constant column, a
+    #: column with no values); a monitor skips these tests and says why
+    unfit: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def fit(
@@ -46,11 +49,14 @@ class ReferenceProfile:
         checks: MonitorConfig | Sequence[ColumnCheck],
         *,
         source: str = "inline",
+        tolerate_unfit: bool = False,
     ) -> ReferenceProfile:
         """Fit every test of ``checks`` on the matching column of ``data``.
 
         Raises :class:`DriftConfigError` naming the column when one is absent or has
-        too few valid values for a statistic.
+        too few valid values for a statistic; with ``tolerate_unfit`` such a test is
+        recorded in :attr:`unfit` with the reason instead (a stream must not stop
+        because one tenant's column is constant or empty).
         """
         checks = tuple(checks.checks if isinstance(checks, MonitorConfig) else checks)
         if ":" in source:
@@ -58,13 +64,15 @@ class ReferenceProfile:
         digest = hashlib.sha256(ID_VERSION.encode())
         tests: dict[tuple[str, str], FittedTest[Any]] = {}
         n_rows = 0
+        unfit: dict[tuple[str, str], str] = {}
         for check in sorted(checks, key=lambda c: c.column):
             if check.column not in data:
-                raise DriftConfigError(
-                    f"reference[{check.column}]",
-                    "column not in the reference data",
-                    column=check.column,
-                )
+                error = DriftConfigError(f"reference[{check.column}]",
+                                         "column not in the reference data", column=check.column)
+                if not tolerate_unfit:
+                    raise error
+                unfit.update({(check.column, stat): str(error) for stat in check.statistics})
+                continue
             raw = data[check.column]
             n_rows = max(n_rows, len(raw))
             clean, n_missing = CLEANERS[check.kind](raw, check.column)
@@ -72,9 +80,14 @@ class ReferenceProfile:
             for stat in check.statistics:
                 test = check.build(stat)
                 digest.update(json.dumps([stat, test.params()], sort_keys=True).encode())
-                tests[(check.column, stat)] = test.fit(raw, check.column)
+                try:
+                    tests[(check.column, stat)] = test.fit(raw, check.column)
+                except DriftConfigError as exc:
+                    if not tolerate_unfit:
+                        raise
+                    unfit[(check.column, stat)] = exc.args[0] if exc.args else str(exc)
         reference_id = f"{source}:{n_rows}:{digest.hexdigest()[:12]}"
-        return cls(reference_id, source, n_rows, checks, tests)
+        return cls(reference_id, source, n_rows, checks, tests, unfit)
 
     @classmethod
     def from_columns(
@@ -135,8 +148,10 @@ class ReferenceProfile:
             ) from None
 
     def missing(self, config: MonitorConfig) -> list[tuple[str, str]]:
-        """(column, statistic) pairs ``config`` needs that this profile lacks."""
-        return [pair for pair in config.tests() if pair not in self.tests]
+        """(column, statistic) pairs ``config`` needs that this profile neither fitted nor
+        recorded as unfit."""
+        return [pair for pair in config.tests() if pair not in self.tests
+                and pair not in self.unfit]
 
 
 def columns_from_records(

@@ -2,17 +2,16 @@
 
 Layout (the one Feast's ``RedisOnlineStore`` reads, see docs/semantics.md):
 key = ``serialize_entity_key(entity, v3) + project``; one hash field per feature,
-``mmh3("<view>:<feature>")`` (4 bytes), holding a serialized ``ValueProto``; and
-``_ts:<view>`` holding a serialized protobuf ``Timestamp``. We add one field,
-``_driftline_ts:<view>`` (epoch millis as text), so a Lua script can refuse a
-write older than what is stored: a replay or a late write never wins over a
-newer value. Feast reads only the fields it asks for, so the extra field is inert.
+``mmh3("<view>:<feature>")`` (4 bytes), holding a serialized ``ValueProto`` of the type
+the feature's Feast ``Field`` declares; and ``_ts:<view>`` holding a serialized protobuf
+``Timestamp``. We add one field, ``_driftline_ts:<view>`` (epoch millis as text), so a Lua
+script can refuse a write older than what is stored: a replay or a late write never wins
+over a newer value. Feast reads only the fields it asks for, so the extra field is inert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
@@ -22,7 +21,10 @@ from feast.protos.feast.types.EntityKey_pb2 import EntityKey
 from feast.protos.feast.types.Value_pb2 import Value
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from features.definitions import ViewPlan
+from features.plans import ViewPlan
+from features.tiles import FeatureRow
+
+__all__ = ["FeastRedisWriter", "FeatureRow"]
 
 # KEYS[1]: entity hash. ARGV[1]: our ts field, ARGV[2]: new ts (ms), ARGV[3..]: field, value...
 _NEWEST_WINS = """
@@ -33,24 +35,27 @@ return 1
 """
 
 
-@dataclass(frozen=True)
-class FeatureRow:
-    """Feature values of one entity as of ``ts_ms`` (a window boundary)."""
-
-    view: str
-    entity_value: str
-    ts_ms: int
-    values: dict[str, Any]
+def _bool(value: Any) -> bool:
+    return value.upper() == "TRUE" if isinstance(value, str) else bool(value)
 
 
-def _value_proto(dtype: str, value: Any) -> bytes:
+#: Feast ValueType name -> (Value field, conversion). ``last`` hands over text.
+_PROTO_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "INT64": ("int64_val", lambda v: int(float(v)) if isinstance(v, str) else int(round(v))),
+    "INT32": ("int32_val", lambda v: int(float(v)) if isinstance(v, str) else int(round(v))),
+    "DOUBLE": ("double_val", float),
+    "FLOAT": ("float_val", float),
+    "STRING": ("string_val", str),
+    "BOOL": ("bool_val", _bool),
+}
+
+
+def value_proto(value_type: str, value: Any) -> bytes:
+    """A serialized Feast ``Value`` of the declared type; None is an empty Value (null)."""
     if value is None:
         return Value().SerializeToString()
-    if dtype == "int64":
-        return Value(int64_val=int(value)).SerializeToString()
-    if dtype == "float64":
-        return Value(double_val=float(value)).SerializeToString()
-    return Value(string_val=str(value)).SerializeToString()
+    name, convert = _PROTO_FIELDS[value_type]
+    return Value(**{name: convert(value)}).SerializeToString()
 
 
 class FeastRedisWriter:
@@ -64,7 +69,7 @@ class FeastRedisWriter:
         self._script = self.client.register_script(_NEWEST_WINS)
         self._views = {}
         for plan in plans:
-            fields = {f.name: (_mmh3(f"{plan.name}:{f.name}"), f.aggregate.dtype)
+            fields = {f.name: (_mmh3(f"{plan.name}:{f.name}"), f.value_type)
                       for f in plan.features}
             self._views[plan.name] = (plan.join_key, fields)
 
@@ -74,9 +79,9 @@ class FeastRedisWriter:
         return serialize_entity_key(entity, entity_key_serialization_version=self.version) + \
             self.project
 
-    def write(self, rows: Iterable[FeatureRow]) -> tuple[int, int]:
-        """Write rows in one pipeline; return (applied, refused as older than stored)."""
-        pipe = self.client.pipeline(transaction=False)
+    def queue(self, pipe: Any, rows: Iterable[FeatureRow]) -> int:
+        """Add the newest-wins writes of ``rows`` to ``pipe``; return how many. Each
+        write's reply is 1 if applied, 0 if refused as older than what is stored."""
         n = 0
         for row in rows:
             _, fields = self._views[row.view]
@@ -85,11 +90,17 @@ class FeastRedisWriter:
             args: list[Any] = [f"_driftline_ts:{row.view}", row.ts_ms,
                                f"_ts:{row.view}", ts.SerializeToString()]
             for name, value in row.values.items():
-                field, dtype = fields[name]
-                args += [field, _value_proto(dtype, value)]
+                field, value_type = fields[name]
+                args += [field, value_proto(value_type, value)]
             self._script(keys=[self.redis_key(row.view, row.entity_value)], args=args,
                          client=pipe)
             n += 1
+        return n
+
+    def write(self, rows: Iterable[FeatureRow]) -> tuple[int, int]:
+        """Write rows in one pipeline; return (applied, refused as older than stored)."""
+        pipe = self.client.pipeline(transaction=False)
+        n = self.queue(pipe, rows)
         if not n:
             return 0, 0
         applied = sum(pipe.execute())

@@ -23,6 +23,7 @@ Redaction of the value (see docs/ingestion.md):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -39,6 +40,9 @@ H_REJECTED_AT = "driftline.rejected_at"
 H_ENCODING = "driftline.value.encoding"  # avro | json | unknown | none
 H_REDACTED = "driftline.redacted"  # e.g. "CARD=1,EMAIL=2"; empty when nothing was found
 H_REWRITTEN = "driftline.value.rewritten"  # "1" when the JSON value had to be re-serialised
+H_TRUNCATED = "driftline.value.truncated"  # "1" when the value was cut to fit the topic
+H_ORIGINAL_BYTES = "driftline.value.original_bytes"  # size of the whole (redacted) value
+H_SHA256 = "driftline.value.sha256"  # hex digest of the whole redacted value
 MAX_MESSAGE_CHARS = 1000
 
 Headers = list[tuple[str, str | bytes | None]]
@@ -53,8 +57,14 @@ def build_dead_letter(
     key: bytes | None,
     value: bytes | None,
     now_ms: int,
+    max_value_bytes: int | None = None,
 ) -> tuple[bytes | None, bytes | None, Headers]:
-    """(key, value, headers) to produce on the dead-letter topic for one rejected record."""
+    """(key, value, headers) to produce on the dead-letter topic for one rejected record.
+
+    A value longer than ``max_value_bytes`` (what the topic accepts) is cut to that size
+    after redaction; headers then give the whole value's size and hash, so the record
+    still reaches the topic and can be matched against the producer's copy.
+    """
     counts: dict[str, int] = {}
     dl_key = None
     if key is not None:
@@ -77,6 +87,10 @@ def build_dead_letter(
     ]
     if rewritten:
         headers.append((H_REWRITTEN, b"1"))
+    if dl_value is not None and max_value_bytes is not None and len(dl_value) > max_value_bytes:
+        headers += [(H_TRUNCATED, b"1"), (H_ORIGINAL_BYTES, str(len(dl_value)).encode()),
+                    (H_SHA256, hashlib.sha256(dl_value).hexdigest().encode())]
+        dl_value = dl_value[:max_value_bytes]
     return dl_key, dl_value, headers
 
 

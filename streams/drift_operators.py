@@ -1,65 +1,51 @@
-"""PyFlink functions of the drift branch: tumbling windows in, DriftAlerts out.
+"""The drift branch's Python step: slices of a tenant's values in, alerts out.
 
-The statistics, calibration and alert payload are ``drift/`` (pure). Here: which
-reference to compare against (a Parquet file, or the first windows' events kept in
-Flink state), and writing alerts to the alert topic as Confluent-framed Avro.
+Keyed by monitor key (a tenant, or ``*`` for all). The statistics, calibration and alert
+payload are ``drift/`` (pure); here: which reference to compare against (a Parquet file,
+or the first whole event-time windows holding ``reference_events`` events, kept in Flink
+state), folding slices into the window's mergeable accumulators
+(``MonitorEvaluator.update``), and testing each window when event time passes its end.
+Alerts leave as Confluent-framed Avro rows for the JVM Kafka sink.
+
+Nothing in the data can stop it: a reference that cannot fit a test (a constant column,
+no embeddings) skips that test with the reason, and a window that cannot be evaluated
+is counted and logged, never raised.
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 import time
 from typing import Any
 
-from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, ProcessFunction, RuntimeContext
-from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream.state import ValueStateDescriptor
 
+from drift.slices import DriftSlice
+from schemas.errors import DriftlineError
+from streams.batches import ALL_TENANTS
 from streams.settings import Settings
+from streams.stats import STATS_KEY
 
-ALL_TENANTS = "*"
-# The monitor emits tagged tuples: (ALERT, alert_dict) or (STAT, counter_name, increment).
-ALERT, STAT = "alert", "stat"
-
-
-@functools.cache
-def _drift_columns() -> tuple[str, ...]:
-    from drift.monitor import default_monitor
-
-    return (*default_monitor().columns, "tenant_id", "event_time")
-
-
-def drift_row(event: dict[str, Any]) -> dict[str, Any]:
-    """Only what the monitor reads travels through window state. (The column list is
-    cached: building the pydantic monitor config per event cost ~14% of the Python
-    operators' time, see benchmarks/results/pipeline.md.)"""
-    return {c: event.get(c) for c in _drift_columns()}
-
-
-def drift_key(row: dict[str, Any], per_tenant: bool) -> str:
-    return row["tenant_id"] if per_tenant else ALL_TENANTS
-
-
-def _columns(rows: list[dict[str, Any]], names) -> dict[str, list]:
-    return {c: [r.get(c) for r in rows] for c in names}
+log = logging.getLogger("driftline.drift")
+#: Output rows: Kafka key and value of one alert.
+ALERT_ROW = Types.ROW_NAMED(["key", "value"], [Types.PRIMITIVE_ARRAY(Types.BYTE()),
+                                                Types.PRIMITIVE_ARRAY(Types.BYTE())])
 
 
 class DriftMonitor(KeyedProcessFunction):
-    """Tumbling event-time windows on the payload's ``event_time``, tested at each end.
-
-    Rows wait in keyed list state as ``(window_end, row)`` until the watermark passes
-    the window; only a window or two is open at a time, so the rewrite on firing is
-    small. Without a Parquet profile, the reference is the first whole windows (in event
-    time) that together hold ``reference_events`` rows: a set that does not depend on how
-    the source interleaved its partitions. Those rows are not tested against themselves.
-    """
+    """Tumbling event-time windows of ``drift.window_ms``, tested at each end."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        import redis
+
         from drift.monitor import MonitorEvaluator, default_monitor
         from drift.reference import ReferenceProfile
+        from streams.ingest import alert_serializer
 
         drift = self.settings.drift
         self.window_ms = drift.window_ms
@@ -68,92 +54,95 @@ class DriftMonitor(KeyedProcessFunction):
         self.static_profile = (None if drift.reference_parquet is None else
                                ReferenceProfile.from_parquet(drift.reference_parquet,
                                                              self.monitor))
-        self.profile = runtime_context.get_state(
-            ValueStateDescriptor("reference_profile", Types.PICKLED_BYTE_ARRAY()))
-        self.window_rows = runtime_context.get_list_state(
-            ListStateDescriptor("window_rows", Types.PICKLED_BYTE_ARRAY()))
+        self.serialize = alert_serializer(self.settings)
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.profile = runtime_context.get_state(ValueStateDescriptor("profile", pickled))
+        # window end -> accumulators (or, before the reference exists, raw columns)
+        self.windows = runtime_context.get_state(ValueStateDescriptor("windows", pickled))
         metrics = runtime_context.get_metrics_group()
-        self.windows_tested = metrics.counter("drift_windows_tested")
-        self.late = metrics.counter("drift_late_records")
-        self.registered: dict[str, int] = {}  # last window end a timer was set for, per key
+        self.tested = metrics.counter("drift_windows_tested")
+        self.failed = metrics.counter("drift_windows_failed")
+        self.skipped_tests = metrics.counter("drift_tests_skipped")
 
     def _current_profile(self):
         return self.static_profile or self.profile.value()
 
-    def process_element(self, row: dict[str, Any], ctx: KeyedProcessFunction.Context):
-        ts = row["event_time"]
-        if ts <= ctx.timer_service().current_watermark():
-            self.late.inc()
-            yield STAT, "drift_late_records", 1
-            return
-        window_end = (ts // self.window_ms + 1) * self.window_ms
-        self.window_rows.add((window_end, row))
-        key = ctx.get_current_key()
-        if self.registered.get(key) != window_end:  # one timer call per key and window
-            self.registered[key] = window_end
-            ctx.timer_service().register_event_time_timer(window_end - 1)
-
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
-        window_end = timestamp + 1
-        due: list[tuple[int, dict[str, Any]]] = []
-        waiting: list[tuple[int, dict[str, Any]]] = []
-        for end, row in self.window_rows.get():
-            (due if end <= window_end else waiting).append((end, row))
-        if self._current_profile() is None:
-            self._maybe_fit_reference([r for _, r in due], waiting)
-            return
-        self.window_rows.update(waiting)
-        if not due:
-            return
-        key = ctx.get_current_key()
-        self.windows_tested.inc()
-        yield STAT, "drift_windows_tested", 1
-        alerts = self.evaluator_cls(self.monitor, self._current_profile()).evaluate(
-            _columns([r for _, r in due], self.monitor.columns),
-            window_start_ms=window_end - self.window_ms, window_end_ms=window_end,
-            tenant_id=None if key == ALL_TENANTS else key,
-            detected_at_ms=int(time.time() * 1000))
-        for alert in alerts:
-            yield ALERT, alert
-
-    def _maybe_fit_reference(self, closed: list[dict[str, Any]], waiting: list) -> None:
-        """Once the closed windows hold enough rows, they become the reference."""
-        if len(closed) < self.settings.drift.reference_events:
-            return  # keep every row (closed windows included) until there are enough
-        self.profile.update(self.profile_cls.from_columns(
-            _columns(closed, self.monitor.columns), self.monitor,
-            source=f"first-{len(closed)}"))
-        self.window_rows.update(waiting)
-
-
-class DriftSink(ProcessFunction):
-    """Alerts -> Confluent-framed Avro on the alert topic (keyed by alert_id, so a replayed
-    window's alert is the same record); counters -> ``driftline:stats`` in Redis."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        import redis
-        from confluent_kafka import Producer
-
-        from streams.ingest import alert_serializer
-
-        self.serialize = alert_serializer(self.settings)
-        self.producer = Producer({"bootstrap.servers": self.settings.bootstrap_servers,
-                                  "acks": "all"})
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
-
-    def process_element(self, value: tuple, ctx: ProcessFunction.Context):
-        if value[0] == STAT:
-            self.redis.hincrby("driftline:stats", value[1], value[2])
-            return iter(())
-        alert = value[1]
-        self.producer.produce(self.settings.topics.alerts, key=alert["alert_id"].encode(),
-                              value=self.serialize(alert))
-        self.producer.flush(10)  # alerts are rare; make each one durable before going on
+    def process_element(self, piece: DriftSlice, ctx: KeyedProcessFunction.Context):
+        end = piece.window_end(self.window_ms)
+        windows: dict[int, Any] = self.windows.value() or {}
+        profile = self._current_profile()
+        if profile is None:  # gathering the reference: keep the raw columns
+            raw = windows.setdefault(end, {c: [] for c in piece.columns})
+            for column, values in piece.columns.items():
+                raw.setdefault(column, []).extend(values)
+        else:
+            evaluator = self.evaluator_cls(self.monitor, profile)
+            state = windows.get(end)
+            if state is None or isinstance(state, dict):  # new, or raw from before the fit
+                state = evaluator.update(evaluator.init(), state or {})
+            windows[end] = evaluator.update(state, piece.columns)
+        self.windows.update(windows)
+        ctx.timer_service().register_event_time_timer(end - 1)
         return iter(())
 
-    def close(self) -> None:
-        if getattr(self, "producer", None) is not None:
-            self.producer.flush(10)
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        windows: dict[int, Any] = self.windows.value() or {}
+        closed = sorted(end for end in windows if end <= timestamp + 1)
+        if not closed:
+            return
+        key = ctx.get_current_key()
+        if self._current_profile() is None:
+            self._maybe_fit_reference(windows, closed, key)
+            return
+        evaluator = self.evaluator_cls(self.monitor, self._current_profile())
+        stats: dict[str, int] = {}
+        for end in closed:
+            state = windows.pop(end)
+            if isinstance(state, dict):  # raw columns kept from before the reference
+                state = evaluator.update(evaluator.init(), state)
+            try:
+                evaluation = evaluator.finish(
+                    state, window_start_ms=end - self.window_ms, window_end_ms=end,
+                    tenant_id=None if key == ALL_TENANTS else key,
+                    detected_at_ms=int(time.time() * 1000))
+            except DriftlineError as exc:
+                log.warning("drift window %s..%s of %s not evaluated: %s",
+                            end - self.window_ms, end, key, exc)
+                self.failed.inc()
+                stats["drift_windows_failed"] = stats.get("drift_windows_failed", 0) + 1
+                continue
+            self.tested.inc()
+            stats["drift_windows_tested"] = stats.get("drift_windows_tested", 0) + 1
+            for skip in evaluation.skipped:
+                name = f"drift_tests_skipped:{skip.column}"
+                stats[name] = stats.get(name, 0) + len(skip.statistics)
+                self.skipped_tests.inc(len(skip.statistics))
+            for alert in evaluation.alerts:
+                yield Row(key=alert["alert_id"].encode(), value=self.serialize(alert))
+        self.windows.update(windows)
+        if stats:
+            pipe = self.redis.pipeline(transaction=False)
+            for name, n in stats.items():
+                pipe.hincrby(STATS_KEY, name, n)
+            pipe.execute()
+
+    def _maybe_fit_reference(self, windows: dict[int, Any], closed: list[int], key: str) -> None:
+        """Once the closed windows hold enough events, they become the reference (and
+        are not tested against themselves)."""
+        rows: dict[str, list[Any]] = {}
+        for end in closed:
+            for column, values in windows[end].items():
+                rows.setdefault(column, []).extend(values)
+        n = max((len(v) for v in rows.values()), default=0)
+        if n < self.settings.drift.reference_events:
+            return  # keep every window until there are enough
+        profile = self.profile_cls.fit(rows, self.monitor, source=f"first-{n}",
+                                       tolerate_unfit=True)
+        for (column, statistic), reason in profile.unfit.items():
+            log.warning("drift reference of %s cannot fit %s on %s: %s", key, statistic,
+                        column, reason)
+        self.profile.update(profile)
+        for end in closed:
+            del windows[end]
+        self.windows.update(windows)

@@ -1,49 +1,70 @@
-"""The driftline Flink job: one source, one decode stage, two branches.
+"""The driftline Flink job: per-event work in the JVM, Python once per record and once per pane.
 
-``hr.chatbot.interactions`` -> decode/validate/redact (rejects -> DLQ)
-  -> event-time watermarks
-  -> feature branch: one keyed windowed operator per Feast view -> Redis (Feast format)
-  -> drift branch: tumbling windows -> drift tests vs the reference -> ``hr.drift.alerts``
+```
+hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record)
+   +--> rejected --> hr.chatbot.interactions.dlq                       (JVM Kafka sink)
+   +--> accepted --> <input>.validated: same partition, timestamp = event_time  (JVM sink)
 
-Both branches share the decode stage, so a record is parsed once. ``branches``
-selects one of them (to run the feature job and the drift job separately).
+<input>.validated --> per-partition watermarks on event time (in the Kafka source)
+   +--> late (behind the watermark) --> counted per second
+   +--> features: per view, pane partials per entity, gathered per shard (Flink SQL)
+   |      --> FeatureTiles (Python, per shard and pane) --> Redis, Feast's format
+   +--> drift: per tenant, each slice's values (Flink SQL)
+          --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
+```
+
+Why the validated topic: the windows need watermarks built per input partition from the
+payload's ``event_time``, which only a Kafka source can make, from the record timestamp;
+producers leave that at send time. Re-stamping accepted records into a topic of their own,
+partition for partition, gives the windows exactly that (docs/semantics.md). It also holds
+each accepted record once, so a restore needs no dedup state (streams/routing.py).
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import zlib
 from collections.abc import Iterable, Mapping
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
+from pyflink.table.udf import udf
 
-from features.definitions import load_view_plans
-from streams import assets
-from streams.drift_operators import DriftMonitor, DriftSink, drift_key, drift_row
-from streams.feature_operators import RedisFeatureSink, WindowedFeatures
-from streams.ingest_operators import DEAD_LETTER_TAG, DeadLetterSink, DecodeAndValidate
+from features.feast_repo import project_name
+from features.plans import load_view_plans
+from features.sql import batch_sql, interval, panes_sql
+from features.tiles import PaneBatch
+from schemas.validated import column_types
+from streams import assets, stack
+from streams.batches import DriftSlice, LateRecords, RecordBuilder, drift_sql, late_sql
+from streams.drift_operators import ALERT_ROW, DriftMonitor
+from streams.feature_operators import FeatureTiles, shard_key
+from streams.ingest_udf import REJECTED, SQL_TYPES, VALID, DecodeInteractions, result_type
 from streams.settings import Settings
+from streams.stats import LateCounter
 
 BRANCHES = ("features", "drift")
 
 
 def create_environment(settings: Settings,
                        extra_config: Mapping[str, str] | None = None) -> StreamExecutionEnvironment:
-    """A local mini-cluster environment with the Kafka connector and our Python.
+    """A local mini-cluster environment (or, under ``flink run``, the cluster's) with the
+    Kafka connector and our Python.
 
-    ``extra_config``: further Flink options (the benchmark sets a REST port and a fast
-    metric refresh), applied last.
+    Python workers run as their own processes, one per task slot, as on a cluster: the
+    default for a local run (loopback) would run every Python operator of every subtask
+    inside this interpreter, on one core whatever the parallelism.
     """
+    os.environ["_python_worker_execution_mode"] = "process"  # noqa: SIM112 - PyFlink's name
+    job = settings.job
     config = Configuration()
-    config.set_string("python.fn-execution.bundle.time", "50")
-    config.set_string("python.fn-execution.bundle.size", "5000")
-    config.set_string("python.state.cache-size", "200000")
+    # Big bundles, flushed at the latency budget: per-bundle overhead dominates small ones.
+    config.set_string("python.fn-execution.bundle.time", str(job.python_bundle_ms))
+    config.set_string("python.fn-execution.bundle.size", "100000")
+    config.set_string("python.fn-execution.arrow.batch.size", "10000")
+    config.set_string("python.state.cache-size", "10000")
     config.set_string("python.execution-mode", "process")
-    # Python operators chain into one worker (the default). With chaining, a side output
-    # nobody consumes leaks (tag, value) pairs into the main output in PyFlink 2.0.2, so
-    # build_pipeline always attaches the dead-letter sink.
     config.set_string("execution.checkpointing.dir",
                       (settings.state_dir / "checkpoints").resolve().as_uri())
     for key, value in (extra_config or {}).items():
@@ -51,79 +72,134 @@ def create_environment(settings: Settings,
     env = StreamExecutionEnvironment.get_execution_environment(config)
     jars = assets.kafka_connector_jars(settings.kafka_connector_jars)
     env.add_jars(*[p.resolve().as_uri() for p in jars])
-    env.set_parallelism(settings.job.parallelism)
+    env.set_parallelism(job.parallelism)
     env.set_python_executable(sys.executable)
-    env.enable_checkpointing(settings.job.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
+    env.enable_checkpointing(job.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
     return env
 
 
-def kafka_source(env: StreamExecutionEnvironment, settings: Settings) -> DataStream:
-    """Raw (key, value, partition, offset) rows with event-time watermarks.
+def _with(options: Mapping[str, str]) -> str:
+    return ",\n".join(f"'{k}' = '{v}'" for k, v in options.items())
 
-    Bytes stay bytes so Avro and JSON both pass. Watermarks are made per partition
-    inside the Kafka source from the record timestamp, which producers set to the
-    event time (ours do; see docs/semantics.md): a watermark assigned after the source
-    would see the partitions interleaved and declare most of a backlog late.
-    """
-    t_env = StreamTableEnvironment.create(env)
+
+def _kafka(settings: Settings, topic: str, **options: str) -> str:
+    return _with({"connector": "kafka", "topic": topic,
+                  "properties.bootstrap.servers": settings.bootstrap_servers, **options})
+
+
+def _scan(settings: Settings, group: str) -> dict[str, str]:
+    return {"properties.group.id": group, "scan.startup.mode": settings.job.startup_mode,
+            "scan.topic-partition-discovery.interval": "10 s"}
+
+
+def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
+    """Raw topic -> decode UDF -> validated and dead-letter topics (a statement set)."""
+    topics = settings.topics
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE interactions_raw (
+            k BYTES, v BYTES, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL
+        ) WITH ({_kafka(settings, topics.input, **_scan(settings, settings.job.consumer_group),
+                        **{"key.format": "raw", "key.fields": "k", "value.format": "raw",
+                           "value.fields-include": "EXCEPT_KEY"})})""")
+    decode = udf(DecodeInteractions(settings, partitions), result_type=result_type(),
+                 func_type="pandas")
+    t_env.create_temporary_function("decode_interaction", decode)
+    t_env.create_temporary_view("decoded", t_env.sql_query(
+        "SELECT decode_interaction(k, v, `partition`, `offset`) AS r FROM interactions_raw"))
+    columns = column_types()
+    ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in columns.items())
+    sink = {"key.format": "raw", "key.fields": "route", "value.format": "json",
+            "value.fields-include": "EXCEPT_KEY", "sink.delivery-guarantee": "at-least-once",
+            "properties.linger.ms": "5", "properties.batch.size": "262144"}
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE validated_out (
+            route BYTES, {ddl}, ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
+        ) WITH ({_kafka(settings, topics.validated_topic, **sink)})""")
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE dead_letters (
+            k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
+        ) WITH ({_kafka(settings, topics.dead_letter, **{
+            "key.format": "raw", "key.fields": "k", "value.format": "raw",
+            "value.fields-include": "EXCEPT_KEY", "sink.delivery-guarantee": "at-least-once"})})""")
+    statements = t_env.create_statement_set()
+    selected = ", ".join(f"r.`{c}`" for c in columns)
+    statements.add_insert_sql(f"""INSERT INTO validated_out SELECT r.route, {selected},
+        TO_TIMESTAMP_LTZ(r.event_time, 3) FROM decoded WHERE r.status = '{VALID}'""")
+    statements.add_insert_sql(f"""INSERT INTO dead_letters SELECT r.dl_key, r.dl_value,
+        r.dl_headers FROM decoded WHERE r.status = '{REJECTED}'""")
+    return statements
+
+
+def _windows_source(t_env: StreamTableEnvironment, settings: Settings) -> None:
+    """The validated topic with per-partition event-time watermarks; ``events`` on time,
+    ``late_events`` behind the watermark."""
     job = settings.job
     if job.idle_source_timeout_ms:
         t_env.get_config().set("table.exec.source.idle-timeout",
                                f"{job.idle_source_timeout_ms} ms")
-    options = {
-        "connector": "kafka",
-        "topic": settings.topics.input,
-        "properties.bootstrap.servers": settings.bootstrap_servers,
-        "properties.group.id": job.consumer_group,
-        "scan.startup.mode": job.startup_mode,
-        "scan.topic-partition-discovery.interval": "10 s",
-        "key.format": "raw",
-        "key.fields": "k",
-        "value.format": "raw",
-        "value.fields-include": "EXCEPT_KEY",
-    }
-    with_clause = ",\n".join(f"'{k}' = '{v}'" for k, v in options.items())
+    ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in column_types().items())
     t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE interactions_raw (
-            k BYTES, v BYTES,
-            `partition` INT METADATA VIRTUAL,
-            `offset` BIGINT METADATA VIRTUAL,
-            produced_at TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-            WATERMARK FOR produced_at AS
-                produced_at - INTERVAL '{job.max_out_of_orderness_ms / 1000:.3f}' SECOND
-        ) WITH ({with_clause})""")
-    raw = t_env.sql_query("SELECT k, v, `partition`, `offset` FROM interactions_raw")
-    return t_env.to_data_stream(raw)
+        CREATE TEMPORARY TABLE validated_in (
+            {ddl},
+            rt TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+            pt AS PROCTIME(),
+            WATERMARK FOR rt AS rt - {interval(job.max_out_of_orderness_ms)}
+        ) WITH ({_kafka(settings, settings.topics.validated_topic,
+                        **_scan(settings, f"{job.consumer_group}-windows"),
+                        **{"value.format": "json"})})""")
+    t_env.create_temporary_view("events", t_env.sql_query(
+        "SELECT * FROM validated_in WHERE CURRENT_WATERMARK(rt) IS NULL "
+        "OR rt > CURRENT_WATERMARK(rt)"))
+    t_env.create_temporary_view("late_events", t_env.sql_query(
+        "SELECT * FROM validated_in WHERE rt <= CURRENT_WATERMARK(rt)"))
 
 
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
                    branches: Iterable[str] = BRANCHES) -> None:
     branches = set(branches)
-    decoded = kafka_source(env, settings).process(
-        DecodeAndValidate(settings), Types.PICKLED_BYTE_ARRAY()).name("decode-validate-redact")
-    decoded.get_side_output(DEAD_LETTER_TAG).process(DeadLetterSink(settings)) \
-        .name("dead-letter-sink")
-    events = decoded
+    # Workers may not share our working directory (a cluster's TaskManagers).
+    settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve(),
+                                           "feature_repo": settings.feature_repo.resolve()})
+    partitions = stack.ensure_topics(settings)[settings.topics.input]
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")  # windows align to UTC
+    statements = _ingest(t_env, settings, partitions)
+    _windows_source(t_env, settings)
 
-    if "features" in branches:
-        plans = load_view_plans(settings.feature_repo)
-        per_view = [
-            events.key_by(lambda r, k=plan.join_key: r[k], Types.STRING()).process(
-                WindowedFeatures(plan, settings.job.allowed_lateness_ms),
-                Types.PICKLED_BYTE_ARRAY()).name(f"features-{plan.name}")
-            for plan in plans]
-        emissions = per_view[0].union(*per_view[1:]) if len(per_view) > 1 else per_view[0]
-        # Many small buckets, so Flink's key-group hashing spreads them over the sink's
-        # subtasks (two keys 0 and 1 can land on one). Progress goes to bucket 0: exact
-        # at parallelism 1, only indicative above it.
-        buckets = settings.job.parallelism * 32
-        emissions.key_by(lambda r: zlib.crc32(r[2].encode()) % buckets if r[0] == "row" else 0,
-                         Types.INT()).process(
-            RedisFeatureSink(settings.redis_url, "hr_chatbot", plans,
-                             settings.job.redis_batch_size)).name("feast-redis-sink")
+    from drift.monitor import default_monitor
 
-    if "drift" in branches:
-        events.map(drift_row, Types.PICKLED_BYTE_ARRAY()) \
-            .key_by(lambda r: drift_key(r, settings.drift.per_tenant), Types.STRING()) \
-            .process(DriftMonitor(settings), Types.PICKLED_BYTE_ARRAY()).name("drift-monitor") \
-            .process(DriftSink(settings)).name("alert-sink")
+    plans = load_view_plans(settings.feature_repo) if "features" in branches else []
+    monitor = default_monitor(alpha=settings.drift.alpha) if "drift" in branches else None
+    parts = [late_sql("late_events")]
+    for plan in plans:
+        t_env.create_temporary_view(f"panes_{plan.name}", t_env.sql_query(
+            panes_sql(plan, "events", time_col="event_time", seq_col="source_offset")))
+        parts.append(batch_sql(plan, f"panes_{plan.name}", settings.job.shards))
+    if monitor is not None:
+        parts.append(drift_sql(monitor, "events", settings.drift.window_ms,
+                               settings.drift.per_tenant))
+    batches = t_env.sql_query("\nUNION ALL\n".join(f"({p})" for p in parts))
+    records: DataStream = t_env.to_data_stream(batches).map(
+        RecordBuilder(plans, monitor, settings.drift.window_ms),
+        Types.PICKLED_BYTE_ARRAY()).name("batch-records")
+    records.filter(lambda r: isinstance(r, LateRecords)).map(
+        LateCounter(settings.redis_url), Types.INT()).name("late-records")
+    if plans:
+        records.filter(lambda r: isinstance(r, PaneBatch)) \
+            .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
+            .process(FeatureTiles(plans, settings.redis_url,
+                                  project_name(settings.feature_repo))).name("feature-tiles")
+    if monitor is not None:
+        alerts = records.filter(lambda r: isinstance(r, DriftSlice)) \
+            .key_by(lambda s: s.key, Types.STRING()) \
+            .process(DriftMonitor(settings), ALERT_ROW).name("drift-monitor")
+        t_env.execute_sql(f"""
+            CREATE TEMPORARY TABLE alerts_out (k BYTES, v BYTES) WITH ({_kafka(
+                settings, settings.topics.alerts, **{
+                    "key.format": "raw", "key.fields": "k", "value.format": "raw",
+                    "value.fields-include": "EXCEPT_KEY",
+                    "sink.delivery-guarantee": "at-least-once"})})""")
+        t_env.create_temporary_view("alerts", t_env.from_data_stream(alerts))
+        statements.add_insert_sql("INSERT INTO alerts_out SELECT key, `value` FROM alerts")
+    statements.attach_as_datastream()
+

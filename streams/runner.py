@@ -11,6 +11,7 @@ import redis
 from schemas.errors import ServiceUnavailable
 from streams import stack
 from streams.settings import Settings
+from streams.stats import PROGRESS_KEY, STATS_KEY
 
 
 def require_stack(settings: Settings) -> None:
@@ -28,28 +29,32 @@ class JobHandle:
 
     def __init__(self, settings: Settings, branches: Iterable[str],
                  extra_config: Mapping[str, str] | None = None) -> None:
-        from features.definitions import load_view_plans
+        from features.plans import load_view_plans
         from streams.job import build_pipeline, create_environment
 
         branches = list(branches)
         #: The feature views whose progress :meth:`caught_up` waits for.
         self.views = ([p.name for p in load_view_plans(settings.feature_repo)]
                       if "features" in branches else [])
+        self.shards = settings.job.shards
         require_stack(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         # Progress and counters describe this run (one job per Redis database).
-        self.redis.delete("driftline:progress", "driftline:stats")
+        self.redis.delete(PROGRESS_KEY, STATS_KEY)
         env = create_environment(settings, extra_config)
         build_pipeline(env, settings, branches)
         self.client = env.execute_async("driftline")
         self.started = time.monotonic()
 
     def progress(self) -> dict[str, str]:
-        return cast(dict[str, str], self.redis.hgetall("driftline:progress"))
+        """Per view, the event time through which every row is in Redis (epoch millis),
+        and ``updated_at``; a view appears once all of its shards have reported."""
+        return view_progress(cast(dict[str, str], self.redis.hgetall(PROGRESS_KEY)),
+                             self.views, self.shards)
 
     def stats(self) -> dict[str, str]:
-        return cast(dict[str, str], self.redis.hgetall("driftline:stats"))
+        return cast(dict[str, str], self.redis.hgetall(STATS_KEY))
 
     def status(self) -> str:
         """``RUNNING``, ``FAILED``, ``CANCELED``, ``FINISHED``, ... (Flink's JobStatus name)."""
@@ -66,6 +71,18 @@ class JobHandle:
         except Exception as exc:  # noqa: BLE001 - a job that already ended is fine to cancel
             if "not found" not in str(exc).lower():
                 raise
+
+
+def view_progress(raw: dict[str, str], views: Iterable[str], shards: int) -> dict[str, str]:
+    """``<view>/<shard>`` fields -> per view, the minimum over all ``shards`` of it."""
+    out = {}
+    for view in views:
+        marks = [raw.get(f"{view}/{s}") for s in range(shards)]
+        if all(m is not None for m in marks):
+            out[view] = str(min(int(m) for m in marks if m is not None))
+    if "updated_at" in raw:
+        out["updated_at"] = raw["updated_at"]
+    return out
 
 
 def describe(progress: dict[str, str], stats: dict[str, str]) -> str:

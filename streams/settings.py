@@ -24,7 +24,14 @@ class Topics(BaseModel):
     input: str = "hr.chatbot.interactions"
     dead_letter: str = "hr.chatbot.interactions.dlq"
     alerts: str = "hr.drift.alerts"
+    #: The decoded, redacted stream re-stamped with event time (schemas/validated.py);
+    #: empty means ``<input>.validated``. Created with the input's partition count.
+    validated: str = ""
     input_partitions: int = Field(4, ge=1)
+
+    @property
+    def validated_topic(self) -> str:
+        return self.validated or f"{self.input}.validated"
 
 
 class JobSettings(BaseModel):
@@ -34,17 +41,22 @@ class JobSettings(BaseModel):
 
     parallelism: int = Field(1, ge=1)
     max_out_of_orderness_ms: int = Field(30_000, ge=0)
-    allowed_lateness_ms: int = Field(0, ge=0)
     # 0 = off. A partition that stays silent holds event time back; set this when some
     # partitions can go quiet. Flink marks a split idle by wall time, so a backlogged,
     # busy job can see a partition that still has records as idle and declare them late.
     idle_source_timeout_ms: int = Field(0, ge=0)
     checkpoint_interval_ms: int = Field(10_000, ge=1000)
-    startup_mode: Literal["earliest-offset", "latest-offset", "group-offsets"] = "earliest-offset"
+    # Where a job without a checkpoint to resume from starts reading. (Committed group
+    # offsets would resume without the window state that belongs to them: silently
+    # wrong features, so that mode is not offered.)
+    startup_mode: Literal["earliest-offset", "latest-offset"] = "earliest-offset"
     consumer_group: str = "driftline"
-    redis_batch_size: int = Field(500, ge=1)
-
-
+    #: Feature state is split into this many shards (Flink keys); fixed for the life of
+    #: the job's state, and at least the parallelism you will ever run at.
+    shards: int = Field(16, ge=1, le=1024)
+    #: How long Python operators gather records before processing them: the latency
+    #: floor of the Python stages, traded against their per-bundle overhead.
+    python_bundle_ms: int = Field(200, ge=1)
 class DriftSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +75,9 @@ class IngestSettings(BaseModel):
     max_future_ms: int = Field(5 * 60_000, ge=0)
     max_record_bytes: int = Field(64 * 1024, ge=64)
     dedup_window_ms: int = Field(3_600_000, ge=0)
+    #: A dead letter's value is cut to this (with its size and hash in headers) so that
+    #: an oversized record still fits the dead-letter topic.
+    max_dead_letter_bytes: int = Field(256 * 1024, ge=1024)
 
 
 class Settings(BaseSettings):

@@ -14,8 +14,8 @@ from collections.abc import Iterator, Sequence
 
 from confluent_kafka import Consumer, TopicPartition
 
-from features.definitions import load_view_plans
 from features.feast_repo import OnlineReader
+from features.plans import load_view_plans
 from schemas.decode import decode_alert
 from schemas.errors import RecordRejected
 from schemas.models import DriftAlert

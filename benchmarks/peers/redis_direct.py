@@ -18,8 +18,8 @@ from streams.settings import Settings
 
 
 def redis_sink(settings: Settings) -> Sink:
-    from features.definitions import load_view_plans
     from features.feast_repo import project_name
+    from features.plans import load_view_plans
     from features.redis_writer import FeastRedisWriter, _value_proto
 
     plans = load_view_plans(settings.feature_repo)

@@ -90,11 +90,12 @@ def wait_until_stable(read: Callable[[], object], quiet_s: float, timeout_s: flo
 
 
 def read_topic(settings: Settings, topic: str, expected: int, timeout_s: float = 30.0):
-    """Every message of a one-partition topic, waiting until ``expected`` have arrived."""
+    """Every message of every partition of a topic, waiting until ``expected`` arrived."""
     consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
                          "group.id": f"reader-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})
-    consumer.assign([TopicPartition(topic, 0, 0)])
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
     messages = []
     deadline = time.monotonic() + timeout_s
     try:

@@ -15,13 +15,12 @@ import struct
 import pandas as pd
 import pytest
 
-from features.definitions import load_view_plans
 from features.feast_repo import OnlineReader
 from schemas.dead_letter import read_dead_letter
 from streams.ingest import interaction_serializer
 from streams.producer import produce_events, produce_raw, simulated_events
 from tests.integration.conftest import read_topic, wait_for, wait_until_stable
-from tests.oracle import expected_features, same
+from tests.oracle import compare_online
 
 pytestmark = pytest.mark.integration
 
@@ -80,26 +79,7 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
     assert job.status() == "RUNNING"
 
-    plans = {p.name: p for p in load_view_plans(settings.feature_repo)}
-    reader = OnlineReader(settings.feature_repo, settings.redis_url)
-    compared, wrong = 0, []
-    for view, plan in plans.items():
-        watermark = int(progress[view])
-        declared = [(f.name, f.column, f.function, f.window_ms, f.slide_ms)
-                    for f in plan.features]
-        ids = sorted(frame[plan.join_key].unique()) + [f"never-seen-{plan.join_key}"]
-        first_seen = frame.groupby(plan.join_key).event_time.min().to_dict()
-        smallest_slide = min(f.slide_ms for f in plan.features)
-        boundary = watermark // smallest_slide * smallest_slide
-        for entity, row in zip(ids, reader.read(view, plan.join_key, ids), strict=True):
-            want = expected_features(frame, plan.join_key, entity, declared, watermark)
-            for name, expected in want.items():
-                got = row[name]
-                if got is None and first_seen.get(entity, boundary + 1) > boundary:
-                    continue  # no event up to the first boundary yet: Feast's answer is null
-                compared += 1
-                if not same(got, expected):
-                    wrong.append((view, entity, name, got, expected, watermark))
+    compared, wrong = compare_online(settings, frame, progress)
     assert not wrong, f"{len(wrong)} of {compared} values differ, e.g. {wrong[:5]}; " \
                       f"job stats {job.stats()}"
     assert compared > 2_000
@@ -111,7 +91,8 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
     quiet = last_seen[(last_seen <= boundary - 3_600_000)
                       & (last_seen > boundary - 3 * 3_600_000)].index.tolist()
     assert len(quiet) >= 20
-    rows = reader.read("employee_activity", "employee_id", quiet)
+    rows = OnlineReader(settings.feature_repo, settings.redis_url).read(
+        "employee_activity", "employee_id", quiet)
     assert [r["interactions_1h"] for r in rows] == [0] * len(quiet)
 
     # Every malformed record is on the dead-letter topic with its kind, exactly once.

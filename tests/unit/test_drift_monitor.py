@@ -292,3 +292,30 @@ def test_correction_holds_the_family_wise_rate_under_the_null(method: str) -> No
     rate = np.mean(any_reject)
     assert rate <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 20_000)
     assert rate > 0.04  # and is not wildly conservative for independent tests
+
+
+# ------------------------------------------------------- data no reference can fit
+
+
+@pytest.mark.parametrize(
+    ("broken", "column", "statistics"),
+    [
+        ({"confidence": np.full(3000, 0.9)}, "confidence", {"psi"}),  # a constant column
+        ({"embedding": [None] * 3000}, "embedding", {"mmd"}),  # traffic without embeddings
+    ],
+)
+def test_a_test_the_reference_cannot_fit_is_skipped_with_its_reason(broken, column, statistics):
+    rng = np.random.default_rng(5)
+    data = {**hr_sample(3000, rng), **broken}
+    with pytest.raises(DriftConfigError):
+        ReferenceProfile.fit(data, small_monitor())
+    profile = ReferenceProfile.fit(data, small_monitor(), tolerate_unfit=True)
+    assert {s for c, s in profile.unfit if c == column} == statistics
+    evaluator = MonitorEvaluator(small_monitor(), profile)
+    window = {**hr_sample(500, rng, latency_shift_sd=2.0), **{
+        k: (v[:500] if isinstance(v, list | np.ndarray) else v) for k, v in broken.items()}}
+    evaluation = evaluator.assess(window, 0, 1000)
+    skipped = {(s.column, st) for s in evaluation.skipped for st in s.statistics}
+    assert {(column, st) for st in statistics} <= skipped
+    assert all("no reference" in s.reason for s in evaluation.skipped if s.column == column)
+    assert {a["feature"] for a in evaluation.alerts} >= {"response_latency_ms"}  # others run

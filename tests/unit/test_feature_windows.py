@@ -1,4 +1,11 @@
-"""The pane windows, driven the way Flink drives them, against a pandas brute force."""
+"""The pane tiles, driven the way the job drives them, against a pandas brute force.
+
+A tiny model of the job: the JVM closes each (entity, pane) when the watermark passes its
+end and hands the shard's panes over as one batch, plus a tick for every shard; the Python
+operator keeps one pickled state per shard and, like PyFlink, fires its timers in no
+particular order across a watermark jump. The pane partials are computed here from the
+raw values (``partial_columns`` as the JVM would), independently of ``features/``.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +17,19 @@ import pandas as pd
 import pytest
 
 from features.aggregations import make_aggregate
-from features.definitions import FeatureSpec, ViewPlan
-from features.windows import EntityState, WindowedAggregator
+from features.plans import FeatureSpec, ViewPlan
+from features.sql import layout
+from features.tiles import END_OF_INPUT, PaneBatch, ShardTiles, ViewWindows
 from schemas.errors import ConfigError
 from tests.oracle import expected_features, same
 
 MIN = 60_000
+TYPES = {"count": "INT64", "count_distinct": "INT64", "last": "STRING"}
 
 
 def _spec(name, column, function, window, slide):
-    return FeatureSpec(name, column, function, window, slide, make_aggregate(function))
+    return FeatureSpec(name, column, function, window, slide, make_aggregate(function),
+                       TYPES.get(function, "DOUBLE"))
 
 
 PLAN = ViewPlan(
@@ -33,8 +43,44 @@ PLAN = ViewPlan(
         _spec("intents_24h", "intent", "count_distinct", 24 * 60 * MIN, 60 * MIN),
         _spec("last_intent", "intent", "last", 24 * 60 * MIN, 60 * MIN),
         _spec("p95_lat_5m", "latency", "p95", 5 * MIN, MIN),
+        _spec("sum_sat_1h", "satisfaction", "sum", 60 * MIN, 5 * MIN),
+        _spec("min_lat_1h", "latency", "min", 60 * MIN, 5 * MIN),
+        _spec("max_lat_1h", "latency", "max", 60 * MIN, 5 * MIN),
     ),
 )
+#: As the shipped tenant view: its longest window has a coarser slide than the others,
+#: so the finer slides' boundaries must not drop panes that window still needs.
+TENANT_PLAN = ViewPlan(
+    "tenant_load",
+    "employee_id",
+    (
+        _spec("n_5m", "interaction_id", "count", 5 * MIN, MIN),
+        _spec("p95_lat_5m", "latency", "p95", 5 * MIN, MIN),
+        _spec("esc_1h", "escalated", "mean", 60 * MIN, 5 * MIN),
+    ),
+)
+SHARDS = 4
+
+
+def jvm_partial_columns(function: str, pane: pd.DataFrame, column: str) -> tuple:
+    """What the JVM's SQL aggregates give for one pane (see ``partial_columns``)."""
+    values = pane[column]
+    present = values.dropna()
+    if function == "count":
+        return (len(present),)
+    if function in ("sum", "mean"):
+        total = float(present.astype(float).sum()) if len(present) else None
+        return (total,) if function == "sum" else (total, len(present))
+    if function in ("min", "max"):
+        return (float(getattr(present.astype(float), function)()) if len(present) else None,)
+    if function == "count_distinct":
+        return (sorted(set(present.astype(str))),)
+    if function == "last":
+        rows = pane.dropna(subset=[column])
+        keys = [f"{t:013d}{s:019d}{v}" for t, s, v in
+                zip(rows.event_time, rows.seq, rows[column].astype(str), strict=True)]
+        return (max(keys) if keys else None,)
+    return (list(present.astype(float)) or None,)  # percentiles: the values
 
 
 def _events(rng: np.random.Generator, n: int, entities: int, span_ms: int) -> pd.DataFrame:
@@ -52,90 +98,148 @@ def _events(rng: np.random.Generator, n: int, entities: int, span_ms: int) -> pd
             "latency": rng.lognormal(6, 0.5, n),
         }
     )
+    # Boundaries hit exactly: they belong to the pane (and window) that ends there.
+    frame.loc[frame.index[::97], "event_time"] = frame.event_time[::97] // MIN * MIN
     # Bounded disorder: arrival order differs from event-time order by up to 2 min.
-    arrival = np.argsort(ts + rng.integers(0, 2 * MIN, n), kind="stable")
-    return frame.iloc[arrival].reset_index(drop=True)
+    arrival = np.argsort(frame.event_time + rng.integers(0, 2 * MIN, n), kind="stable")
+    frame = frame.iloc[arrival].reset_index(drop=True)
+    frame["seq"] = np.arange(n)  # position in its partition: the tie-break of `last`
+    return frame
+
+
+def _batches(plan: ViewPlan, panes: dict, pane_end: int) -> list[PaneBatch]:
+    """The JVM's output for one closed pane: a batch per shard with data, ticks for all."""
+    lay = layout(plan)
+    out = []
+    for shard in range(SHARDS):
+        by_entity = panes.get((pane_end, shard))
+        if not by_entity:
+            out.append(PaneBatch(plan.name, shard, pane_end, (), ()))
+            continue
+        entities = sorted(by_entity)
+        slots: dict[str, list[list]] = {k: [] for k in ("long", "double", "string",
+                                                        "string_set", "double_list")}
+        for spec, cells in zip(plan.features, lay.slots, strict=True):
+            per_entity = [jvm_partial_columns(spec.function, by_entity[e], spec.column)
+                          for e in entities]
+            for j, (kind, _) in enumerate(cells):
+                slots[kind].append([values[j] for values in per_entity])
+        out.append(PaneBatch.from_slots(plan, lay, shard, pane_end, entities, slots))
+    return out
+
+
+def _panes(plan: ViewPlan, events: pd.DataFrame) -> dict:
+    """(pane end, shard) -> entity -> its events in the right-closed pane (E - pane, E]."""
+    frame = events.assign(pane=-(-events.event_time // plan.pane_ms) * plan.pane_ms,
+                          shard=events[plan.join_key].map(lambda e: hash(e) % SHARDS))
+    out: dict = {}
+    for (pane, shard, entity), group in frame.groupby(["pane", "shard", plan.join_key]):
+        out.setdefault((int(pane), int(shard)), {})[entity] = group
+    return out
 
 
 def _run(plan: ViewPlan, events: pd.DataFrame, bound_ms: int, final_watermark: int,
-         advance_every: int = 1):
-    """A tiny PyFlink: per-key state, event-time timers, watermark = max_ts - bound,
-    moved every ``advance_every`` events (a backlog moves it in big jumps).
-
-    As in PyFlink, a timer set from inside a firing joins the queue only after every
-    timer already due has fired, so one key's timers can fire out of timestamp order.
-    """
-    agg = WindowedAggregator(plan)
-    states: dict[str, EntityState] = {}
-    timers: set[tuple[int, str]] = set()
+         advance_every: int, rng: np.random.Generator) -> dict[int, dict[str, dict]]:
+    """Feed ``events`` through; return snapshots of what Feast would read, per watermark
+    the operator had fully processed (as its progress would report)."""
+    windows = ViewWindows(plan)
+    panes = _panes(plan, events)
+    states = {s: ShardTiles() for s in range(SHARDS)}
     store: dict[str, dict] = {}
     newest: dict[str, int] = {}
+    snapshots: dict[int, dict[str, dict]] = {}
+    closed = -plan.pane_ms  # the newest pane end closed so far
 
-    def advance(to: int) -> None:
-        while due := sorted(t for t in timers if t[0] <= to):
-            timers.difference_update(due)
-            registered_while_firing = []
-            for ts, key in due:
-                state = pickle.loads(pickle.dumps(states[key]))  # as Flink state would
-                changed, boundary, nxt = agg.fire(state, max(ts, to))
-                states[key] = state
-                if changed:
-                    assert boundary >= newest.get(key, -1)  # rows per key only move forward
-                    newest[key] = boundary
-                    store.setdefault(key, {}).update(changed)
-                if nxt is not None:
-                    registered_while_firing.append((nxt, key))
-            timers.update(registered_while_firing)
+    def advance(watermark: int) -> None:
+        nonlocal closed
+        timers: set[tuple[int, int]] = set()
+        end = closed
+        while end + plan.pane_ms <= watermark:  # (other traffic keeps the ticks coming)
+            end += plan.pane_ms
+            for batch in _batches(plan, panes, end):
+                state = pickle.loads(pickle.dumps(states[batch.shard]))  # as Flink state
+                windows.add(state, batch)
+                states[batch.shard] = state
+                timers.add((batch.pane_end, batch.shard))
+        closed = max(closed, end)
+        # PyFlink fires the timers of a watermark jump in no particular order.
+        for _, shard in sorted(timers, key=lambda _: rng.random()):
+            state = pickle.loads(pickle.dumps(states[shard]))
+            for row in windows.advance(state, watermark):
+                assert row.ts_ms >= newest.get(row.entity_value, -1)  # rows move forward
+                newest[row.entity_value] = row.ts_ms
+                store.setdefault(row.entity_value, {}).update(row.values)
+            states[shard] = state
+        if timers and rng.random() < min(1.0, 12 * advance_every / len(events)):
+            snapshots[watermark] = {e: dict(v) for e, v in store.items()}
 
-    rows = events.astype(object).where(events.notna(), None).to_dict("records")
     watermark = -1
-    for i, row in enumerate(rows):
-        key = row[plan.join_key]
-        assert int(row["event_time"]) > watermark  # the bound keeps every event on time
-        state = states.setdefault(key, EntityState())
-        timers.add((agg.add(state, row, int(row["event_time"])), key))
+    for i, ts in enumerate(events.event_time):
+        assert ts > watermark  # the bound keeps every event on time
         if i % advance_every == 0:
-            watermark = max(watermark, int(row["event_time"]) - bound_ms)
+            watermark = max(watermark, int(ts) - bound_ms)
             advance(watermark)
     advance(final_watermark)
-    return store
+    snapshots[final_watermark] = store
+    return snapshots
 
 
-@pytest.mark.parametrize(("seed", "advance_every"), [(1, 1), (2, 1), (3, 400), (4, 3000)])
-def test_windows_match_pandas_brute_force_with_decay(seed, advance_every):
+@pytest.mark.parametrize("plan", [PLAN, TENANT_PLAN], ids=lambda p: p.name)
+@pytest.mark.parametrize(("seed", "advance_every"), [(1, 1), (2, 7), (3, 150), (4, 3000)])
+def test_windows_match_pandas_brute_force_with_decay(plan, seed, advance_every):
     rng = np.random.default_rng(seed)
     span = 6 * 60 * MIN
-    events = _events(rng, 3000, 60, span)
-    # Read 90 minutes after the last event: 1h and 5m features must have decayed.
+    events = _events(rng, 2000, 40 if plan is PLAN else 3, span)
+    # The last read is 90 minutes after the last event: 1h and 5m features have decayed.
     final = span + 90 * MIN
-    store = _run(PLAN, events, bound_ms=2 * MIN, final_watermark=final,
-                 advance_every=advance_every)
-    feats = [(f.name, f.column, f.function, f.window_ms, f.slide_ms) for f in PLAN.features]
+    snapshots = _run(plan, events, bound_ms=2 * MIN, final_watermark=final,
+                     advance_every=advance_every, rng=rng)
+    assert len(snapshots) >= 2 or advance_every > len(events) // 2
+    feats = [(f.name, f.column, f.function, f.window_ms, f.slide_ms) for f in plan.features]
     checked = 0
-    for entity in events.employee_id.unique():
-        want = expected_features(events, "employee_id", entity, feats, final)
-        got = store[entity]
-        for name, value in want.items():
-            assert name in got, (entity, name)  # never written would read null in Feast
-            assert same(got[name], value), (entity, name, got[name], value)
-            checked += 1
-    assert checked > 100
-    quiet = [e for e, feats_ in store.items() if feats_.get("n_24h")]
-    assert quiet and all(store[e]["n_1h"] == 0 for e in quiet)
+    for watermark, store in snapshots.items():
+        first_seen = events.groupby("employee_id").event_time.min()
+        boundary = watermark // plan.min_slide_ms * plan.min_slide_ms
+        for entity in first_seen[first_seen <= boundary].index:
+            want = expected_features(events, "employee_id", entity, feats, watermark)
+            got = store[entity]
+            for name, value in want.items():
+                assert name in got, (entity, name)  # never written would read null in Feast
+                assert same(got[name], value), (watermark, entity, name, got[name], value)
+                checked += 1
+    assert checked >= 5 * len(snapshots)
+    decayed = snapshots[final]  # nothing in the last 90 minutes: short windows read 0
+    assert all(decayed[e]["n_1h" if plan is PLAN else "n_5m"] == 0 for e in decayed)
 
 
-def test_timers_stop_when_every_window_is_empty():
-    agg = WindowedAggregator(PLAN)
-    state = EntityState()
-    timer = agg.add(state, {"interaction_id": "x", "intent": "leave", "latency": 1.0}, 1)
-    fired = []
-    while timer is not None:
-        fired.append(timer // MIN)
-        _, _, timer = agg.fire(state, timer)
-    assert state.is_empty()
-    # Each slide keeps firing while its window holds the event, plus once to decay it.
-    expected = sorted({*range(1, 7), *range(10, 66, 5), *range(120, 1501, 60)})
-    assert fired == expected
+def _one_event_view() -> tuple[ViewWindows, ShardTiles, list[int]]:
+    windows = ViewWindows(PLAN)
+    state = ShardTiles()
+    events = pd.DataFrame({"interaction_id": ["x"], "employee_id": ["e"], "event_time": [1],
+                           "satisfaction": [None], "escalated": [False], "intent": ["leave"],
+                           "latency": [1.0], "seq": [0]})
+    for batch in _batches(PLAN, _panes(PLAN, events), MIN):
+        windows.add(state, batch)
+    return windows, state, sorted(state.due)
+
+
+def test_work_follows_panes_not_boundaries():
+    """One event is evaluated where it enters or leaves a window, not at every slide."""
+    windows, state, due = _one_event_view()
+    # Per (window, slide): where the pane ending at 1 min enters and where it leaves.
+    assert [d // MIN for d in due] == [1, 5, 6, 60, 65, 1500]
+    rows = windows.advance(state, 2 * 24 * 60 * MIN)
+    assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65, 1500]
+    assert rows[0].values.keys() == {f.name for f in PLAN.features}  # the first has all
+    assert rows[-1].values == {"n_24h": 0, "intents_24h": 0, "last_intent": None}
+    assert not state.entities and not state.due  # nothing left to keep
+
+
+def test_end_of_input_writes_nothing_past_the_last_pane():
+    windows, state, _ = _one_event_view()
+    rows = windows.advance(state, END_OF_INPUT + 5)
+    assert [r.ts_ms for r in rows] == [MIN]
+    assert state.through == MIN  # progress stays a real event time
 
 
 def test_unknown_function_names_the_field():

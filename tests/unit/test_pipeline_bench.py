@@ -12,7 +12,7 @@ from fastavro import schemaless_writer
 
 from benchmarks.peers.stream_features import WindowBuffer
 from benchmarks.pipeline_load import pooled, stamp, zigzag_long
-from features.definitions import load_view_plans
+from features.plans import load_view_plans
 from streams.ingest import build_decoder, interaction_serializer
 from streams.producer import simulated_events
 from streams.settings import Settings

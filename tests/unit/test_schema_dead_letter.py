@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -124,3 +125,22 @@ def test_decoder_rejection_round_trips_through_the_dead_letter(raw):
     assert letter.source_partition == 3 and letter.source_offset == 12345
     assert letter.rejected_at == NOW_MS and letter.key == b"emp-000042"
     assert len(letter.value) == len(raw)
+
+
+def test_an_oversized_value_is_cut_to_fit_with_its_size_and_hash():
+    big = json.dumps({"interaction_id": "x", "query_text": "mail jane.doe@example.com "
+                      + "y" * 3_000_000}).encode()
+
+    def build(cap):
+        return build_dead_letter(kind="oversized", message="too big", topic="t", partition=0,
+                                 offset=1, key=b"k", value=big, now_ms=NOW_MS,
+                                 max_value_bytes=cap)
+
+    _, whole, _ = build(None)
+    key, value, headers = build(64 * 1024)
+    h = dict(headers)
+    assert len(value) == 64 * 1024 and value == whole[:64 * 1024]
+    assert h["driftline.value.truncated"] == b"1"
+    assert int(h["driftline.value.original_bytes"]) == len(big)  # redaction keeps the length
+    assert h["driftline.value.sha256"] == hashlib.sha256(whole).hexdigest().encode()
+    _no_pii(key, value, headers)  # redacted before it was cut

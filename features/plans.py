@@ -1,9 +1,11 @@
-"""Compile the Feast repo's StreamFeatureViews into plans the feature job runs.
+"""Compile the Feast repo's StreamFeatureViews into the plans the feature job runs.
 
 The job has no list of features of its own: it reads ``feature_repo/``'s
-``StreamFeatureView`` aggregations and turns each into a :class:`FeatureSpec`.
-A view's pane is the gcd of its windows and slides, so every window is a whole
-number of panes and every slide boundary is a pane boundary.
+``StreamFeatureView`` aggregations and turns each into a :class:`FeatureSpec`. A view's
+pane is the gcd of its windows and slides, so every window is a whole number of panes
+and every slide boundary is a pane boundary. Each feature's declared Feast ``Field``
+type is checked against what its aggregation produces over its column, so a ``sum``
+declared ``Int64`` over a double column fails here, naming the feature.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from features.aggregations import Aggregate, make_aggregate
 from schemas.errors import ConfigError
+from schemas.validated import column_types
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,8 @@ class FeatureSpec:
     window_ms: int
     slide_ms: int
     aggregate: Aggregate
+    #: The declared Feast value type (``ValueType`` name: INT64, DOUBLE, STRING, ...).
+    value_type: str
 
 
 @dataclass(frozen=True)
@@ -41,12 +46,12 @@ class ViewPlan:
         return reduce(math.gcd, [v for f in self.features for v in (f.window_ms, f.slide_ms)])
 
     @property
-    def max_window_ms(self) -> int:
-        return max(f.window_ms for f in self.features)
+    def min_slide_ms(self) -> int:
+        return min(f.slide_ms for f in self.features)
 
     @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(f.column for f in self.features))
+    def max_window_ms(self) -> int:
+        return max(f.window_ms for f in self.features)
 
 
 def _load_repo_objects(repo_path: Path) -> list[object]:
@@ -74,6 +79,32 @@ def _ms(td, what: str) -> int:
     return int(td.total_seconds() * 1000)
 
 
+def _feature(agg, where: str, declared: dict) -> FeatureSpec:
+    name = agg.resolved_name(agg.time_window)
+    field = f"{where}.aggregations[{name}]"
+    if name not in declared:
+        raise ConfigError(field, f"feature {name!r} is not in the view's schema")
+    columns = column_types()
+    if agg.column not in columns:
+        raise ConfigError(f"{field}.column", f"{agg.column!r} is not a column of the validated "
+                                             f"stream (known: {', '.join(columns)})")
+    aggregate = make_aggregate(agg.function, f"{field}.function")
+    column_type = columns[agg.column]
+    if aggregate.accepts is not None and column_type not in aggregate.accepts:
+        raise ConfigError(f"{field}.function", f"{agg.function} cannot aggregate "
+                                               f"{agg.column!r} ({column_type})")
+    value_type = declared[name].dtype.to_value_type().name
+    allowed = aggregate.output_types(column_type)
+    if value_type not in allowed:
+        raise ConfigError(f"{where}.schema[{name}]",
+                          f"declared {declared[name].dtype}, but {agg.function} over "
+                          f"{agg.column!r} ({column_type}) gives {' or '.join(sorted(allowed))}")
+    return FeatureSpec(name=name, column=agg.column, function=agg.function,
+                       window_ms=_ms(agg.time_window, f"{field}.time_window"),
+                       slide_ms=_ms(agg.slide_interval, f"{field}.slide_interval"),
+                       aggregate=aggregate, value_type=value_type)
+
+
 def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
     """One Feast StreamFeatureView -> one plan; every problem names the offending field.
 
@@ -83,25 +114,17 @@ def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
     if len(sfv.entities) != 1 or sfv.entities[0] not in join_keys:
         raise ConfigError(f"{where}.entities",
                           "driftline needs exactly one entity per view, defined in the repo")
-    schema_names = {f.name for f in sfv.features}
-    specs = []
-    for agg in sfv.aggregations:
-        name = agg.resolved_name(agg.time_window)
-        field = f"{where}.aggregations[{name}]"
-        if name not in schema_names:
-            raise ConfigError(field, f"feature {name!r} is not in the view's schema")
-        specs.append(FeatureSpec(
-            name=name, column=agg.column, function=agg.function,
-            window_ms=_ms(agg.time_window, f"{field}.time_window"),
-            slide_ms=_ms(agg.slide_interval, f"{field}.slide_interval"),
-            aggregate=make_aggregate(agg.function, f"{field}.function"),
-        ))
+    declared = {f.name: f for f in sfv.features}
+    specs = [_feature(agg, where, declared) for agg in sfv.aggregations]
     if not specs:
         raise ConfigError(f"{where}.aggregations", "a stream feature view needs aggregations")
-    missing = schema_names - {s.name for s in specs}
+    missing = set(declared) - {s.name for s in specs}
     if missing:
         raise ConfigError(f"{where}.schema", f"features without an aggregation: {sorted(missing)}")
-    return ViewPlan(sfv.name, join_keys[sfv.entities[0]], tuple(specs))
+    join_key = join_keys[sfv.entities[0]]
+    if join_key not in column_types():
+        raise ConfigError(f"{where}.entities", f"join key {join_key!r} is not a column")
+    return ViewPlan(sfv.name, join_key, tuple(specs))
 
 
 def load_view_plans(repo_path: Path | str) -> list[ViewPlan]:

@@ -1,0 +1,133 @@
+"""The job's one per-record Python step: decode, validate, redact (a vectorized UDF).
+
+Flink hands over the raw Kafka columns of a batch of records (Arrow); the UDF returns,
+per record, a status and either the validated columns (schemas/validated.py) or the
+dead letter (schemas/dead_letter.py). Everything after it (routing to the validated
+and dead-letter topics, windows, aggregates) runs in the JVM. What each record means is
+decided by ``schemas/``; this module only lays results out as columns.
+
+Status ``skipped``: the record was already handed on before a restore (the validated
+topic's tail says so, see streams/routing.py) and must not be written twice.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+from pyflink.table import DataTypes
+from pyflink.table.udf import FunctionContext, ScalarFunction
+
+from schemas.validated import column_types
+from streams.settings import Settings
+from streams.stats import STATS_KEY
+
+VALID, REJECTED, SKIPPED = "valid", "rejected", "skipped"
+
+#: Flink SQL types of the validated columns (schemas.validated.column_types()).
+SQL_TYPES = {"string": "STRING", "long": "BIGINT", "int": "INT", "double": "DOUBLE",
+             "boolean": "BOOLEAN", "float_array": "ARRAY<FLOAT>"}
+_DATA_TYPES = {"string": DataTypes.STRING(), "long": DataTypes.BIGINT(),
+               "int": DataTypes.INT(), "double": DataTypes.DOUBLE(),
+               "boolean": DataTypes.BOOLEAN(), "float_array": DataTypes.ARRAY(DataTypes.FLOAT())}
+#: Columns of the UDF's result beside the validated ones.
+_EXTRA = {"status": DataTypes.STRING(), "route": DataTypes.BYTES(),
+          "dl_kind": DataTypes.STRING(), "dl_key": DataTypes.BYTES(),
+          "dl_value": DataTypes.BYTES(),
+          "dl_headers": DataTypes.MAP(DataTypes.STRING(), DataTypes.BYTES())}
+
+
+def result_type() -> Any:
+    fields = [DataTypes.FIELD(n, t) for n, t in _EXTRA.items()]
+    fields += [DataTypes.FIELD(n, _DATA_TYPES[t]) for n, t in column_types().items()]
+    return DataTypes.ROW(fields)
+
+
+class DecodeInteractions(ScalarFunction):
+    """Raw (key, value, partition, offset) columns -> one result row per record."""
+
+    def __init__(self, settings: Settings, partitions: int) -> None:
+        self.settings = settings
+        self.partitions = partitions
+
+    def open(self, function_context: FunctionContext) -> None:
+        import redis
+
+        from streams.ingest import build_decoder
+        from streams.routing import partition_tokens, resume_offsets
+
+        self.decoder, self.deduplicator = build_decoder(self.settings)
+        self.tokens = partition_tokens(self.partitions)
+        self.resume = resume_offsets(self.settings.bootstrap_servers,
+                                     self.settings.topics.validated_topic, self.partitions)
+        self.columns = list(column_types())
+        self.metrics = function_context.get_metric_group()
+        self.accepted = self.metrics.counter("records_accepted")
+        self.skipped = self.metrics.counter("records_skipped_after_restore")
+        self.rejected: dict[str, Any] = {}
+        self.redis = redis.Redis.from_url(self.settings.redis_url)
+
+    def eval(self, keys: pd.Series, values: pd.Series, partitions: pd.Series,
+             offsets: pd.Series) -> pd.DataFrame:
+        from schemas.dead_letter import build_dead_letter
+        from schemas.errors import RecordRejected
+
+        now = int(time.time() * 1000)
+        out: dict[str, list[Any]] = {name: [] for name in (*_EXTRA, *self.columns)}
+        status, route = out["status"], out["route"]
+        dl = [out["dl_kind"], out["dl_key"], out["dl_value"], out["dl_headers"]]
+        validated = [out[c] for c in self.columns]
+        no_dead_letter = [None] * 4
+        no_record = [None] * len(self.columns)
+        decode, check = self.decoder.decode, self.deduplicator.check
+        topic, cap = self.settings.topics.input, self.settings.ingest.max_dead_letter_bytes
+        resume, tokens = self.resume, self.tokens
+        kinds: dict[str, int] = {}
+        for key, raw, partition, offset in zip(keys, values, partitions, offsets, strict=True):
+            partition, offset = int(partition), int(offset)
+            if offset <= resume.get(partition, -1):
+                status.append(SKIPPED)
+                route.append(None)
+                for col, v in zip(dl + validated, no_dead_letter + no_record, strict=True):
+                    col.append(v)
+                continue
+            try:
+                record = decode(raw, key, now)
+                check(record["interaction_id"], record["event_time"])
+            except RecordRejected as exc:
+                dl_key, dl_value, headers = build_dead_letter(
+                    kind=exc.kind, message=str(exc), topic=topic, partition=partition,
+                    offset=offset, key=key, value=raw, now_ms=now, max_value_bytes=cap)
+                kinds[exc.kind] = kinds.get(exc.kind, 0) + 1
+                status.append(REJECTED)
+                route.append(None)
+                for col, v in zip(dl, (exc.kind, dl_key, dl_value, dict(headers)), strict=True):
+                    col.append(v)
+                for col in validated:
+                    col.append(None)
+                continue
+            record["source_partition"], record["source_offset"] = partition, offset
+            status.append(VALID)
+            route.append(tokens[partition])
+            for col in dl:
+                col.append(None)
+            for col, name in zip(validated, self.columns, strict=True):
+                col.append(record.get(name))
+        self._count(len(keys) - sum(kinds.values()) - status.count(SKIPPED), kinds,
+                    status.count(SKIPPED))
+        return pd.DataFrame(out)
+
+    def _count(self, accepted: int, kinds: dict[str, int], skipped: int) -> None:
+        self.accepted.inc(accepted)
+        self.skipped.inc(skipped)
+        for kind, n in kinds.items():
+            counter = self.rejected.get(kind)
+            if counter is None:
+                counter = self.rejected[kind] = self.metrics.counter(f"rejected_{kind}")
+            counter.inc(n)
+        if kinds:
+            pipe = self.redis.pipeline(transaction=False)
+            for kind, n in kinds.items():
+                pipe.hincrby(STATS_KEY, f"dead_letter:{kind}", n)
+            pipe.execute()

@@ -1,0 +1,102 @@
+"""Partition routing into the validated topic, and where ingestion resumes after a restore.
+
+Validated partition ``i`` holds exactly the accepted records of input partition ``i``, in
+their input order, so the windows' per-partition watermarks see each input partition's
+own event-time order (a merge of partitions would make a backlog look late).
+
+Flink's Kafka SQL sink cannot name a partition, but leaves the choice to the Kafka
+producer, which takes ``murmur2(key) % partitions`` for a keyed record. So each record is
+keyed with a short token chosen to land on its source partition (:func:`partition_tokens`).
+
+Because of that one-to-one mapping, the newest record of validated partition ``i`` says
+how far input partition ``i`` was already handed on (:func:`resume_offsets`). After a
+restore from a checkpoint, ingestion skips what is already there instead of writing it
+twice: the validated stream holds every accepted record once, with no dedup state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+from confluent_kafka import Consumer, TopicPartition
+
+_M, _R, _SEED = 0x5BD1E995, 24, 0x9747B28C
+_MASK = 0xFFFFFFFF
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's ``Utils.toPositive(Utils.murmur2(data))`` (its built-in key partitioner)."""
+    n = len(data)
+    h = (_SEED ^ n) & _MASK
+    tail = n - n % 4
+    for i in range(0, tail, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * _M) & _MASK
+        k ^= k >> _R
+        k = (k * _M) & _MASK
+        h = ((h * _M) & _MASK) ^ k
+    rest = n % 4
+    if rest == 3:
+        h ^= data[tail + 2] << 16
+    if rest >= 2:
+        h ^= data[tail + 1] << 8
+    if rest >= 1:
+        h ^= data[tail]
+        h = (h * _M) & _MASK
+    h ^= h >> 13
+    h = (h * _M) & _MASK
+    h ^= h >> 15
+    return h & 0x7FFFFFFF
+
+
+def partition_tokens(partitions: int) -> list[bytes]:
+    """``tokens[i]`` is a record key that Kafka's partitioner sends to partition ``i``."""
+    found: dict[int, bytes] = {}
+    i = 0
+    while len(found) < partitions:
+        token = f"p{i}".encode()
+        found.setdefault(murmur2(token) % partitions, token)
+        i += 1
+    return [found[p] for p in range(partitions)]
+
+
+def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
+                   idle_s: float = 1.0) -> dict[int, int]:
+    """Per input partition, the source offset of the newest record already in the
+    validated ``topic`` (partitions with nothing yet are absent).
+
+    Reads each partition's tail. Tansu reports the base offset of the last batch as
+    the high watermark (DESIGN.md), and so its end-of-partition signal too early, so
+    reading starts one before the reported end and goes on until nothing arrives for
+    ``idle_s``.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers,
+                         "group.id": f"driftline-resume-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False})
+    try:
+        assignment = []
+        for p in range(partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                assignment.append(TopicPartition(topic, p, max(low, high - 1)))
+        newest: dict[int, int] = {}
+        if not assignment:
+            return newest
+        consumer.assign(assignment)
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            last = time.monotonic()
+            partition, value = msg.partition(), msg.value()
+            if partition is not None and value is not None:
+                newest[partition] = int(json.loads(value)["source_offset"])
+        return newest
+    finally:
+        consumer.close()
+
+
+__all__ = ["murmur2", "partition_tokens", "resume_offsets"]
