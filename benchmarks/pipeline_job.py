@@ -11,7 +11,6 @@ consumer lag (Tansu's reported high watermark cannot be used; see DESIGN.md).
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -31,7 +30,8 @@ from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
 
 BENCH_DB = 9
-COUNTED_OPERATOR = "features-employee_activity"
+#: The windows' Kafka source: what it has read is what the features have taken in.
+VALIDATED_SOURCE = "Source__validated_in"
 
 
 def isolated_settings(work: Path, repo: Path, **job: object) -> Settings:
@@ -79,15 +79,20 @@ def _free_port() -> int:
 
 
 class MeasuredJob(JobHandle):
-    """``JobHandle`` plus a REST port and 1 s metric refresh; reads processed counts."""
+    """``JobHandle`` plus a REST port and 1 s metric refresh; reads Flink's metrics."""
 
-    def __init__(self, settings: Settings, branches: list[str]) -> None:
+    def __init__(self, settings: Settings, branches: list[str],
+                 pipeline: Callable[..., None] | None = None,
+                 parallelism: int | None = None) -> None:
         self.port = _free_port()
+        if parallelism is not None:
+            settings = settings.model_copy(update={"job": settings.job.model_copy(
+                update={"parallelism": parallelism})})
         super().__init__(settings, branches, extra_config={
             "rest.bind-port": str(self.port), "rest.port": str(self.port),
-            "metrics.fetcher.update-interval": "1000"})
+            "metrics.fetcher.update-interval": "1000"}, pipeline=pipeline)
         self.job_id = str(self.client.get_job_id())
-        self._counted: list[tuple[str, str]] | None = None
+        self._found: dict[str, list[tuple[str, str]]] = {}
 
     def _get(self, path: str):
         url = f"http://127.0.0.1:{self.port}{path}"
@@ -103,10 +108,11 @@ class MeasuredJob(JobHandle):
                 for v in self._get(f"/jobs/{self.job_id}")["vertices"]}
         return self._metric_ids
 
-    def find_metric(self, suffix: str) -> list[tuple[str, str]]:
-        """(vertex, metric id) for every subtask's ``<n>.<suffix>``, whatever the chaining."""
+    def find_metric(self, operator: str, name: str) -> list[tuple[str, str]]:
+        """(vertex, metric id) of every subtask's ``name`` on operators whose name
+        contains ``operator``, whatever the chaining."""
         return [(v, m) for v, ids in self.metric_ids().items() for m in ids
-                if m.split(".", 1)[-1] == suffix]
+                if m.endswith(f".{name}") and operator in m.split(".", 1)[-1][:-len(name)]]
 
     def read_metrics(self, found: list[tuple[str, str]]) -> list[float]:
         out = []
@@ -116,23 +122,26 @@ class MeasuredJob(JobHandle):
             out += [float(g["value"]) for g in got]
         return out
 
-    def processed(self) -> int:
-        """Events the employee_activity window operator has taken in (-1 before it runs)."""
-        if self._counted is None:
-            found = self.find_metric(f"{COUNTED_OPERATOR}.numRecordsIn")
+    def counter(self, operator: str, name: str) -> int:
+        """A metric summed over subtasks (-1 until the operator has registered it)."""
+        key = f"{operator}.{name}"
+        if key not in self._found:
+            found = self.find_metric(operator, name)
             if not found:
                 self.__dict__.pop("_metric_ids", None)  # metrics appear once tasks run
                 return -1
-            self._counted = found
-        return int(sum(self.read_metrics(self._counted)))
+            self._found[key] = found
+        return int(sum(self.read_metrics(self._found[key])))
+
+    def processed(self) -> int:
+        """Events the windows have read off the validated topic (-1 before they run)."""
+        return self.counter(VALIDATED_SOURCE, "numRecordsOut")
 
 
-WATERMARK_STAGES = (  # (label, operator metric name), in pipeline order
-    ("source out", None),
-    ("decode out", "decode-validate-redact.currentOutputWatermark"),
-    ("window operator in", f"{COUNTED_OPERATOR}.currentInputWatermark"),
-    ("window operator out", f"{COUNTED_OPERATOR}.currentOutputWatermark"),
-    ("Redis sink in", "feast-redis-sink.currentInputWatermark"),
+WATERMARK_STAGES = (  # (label, operator, metric name), in pipeline order
+    ("validated source out", VALIDATED_SOURCE, "currentOutputWatermark"),
+    ("batch records in", "batch-records", "currentInputWatermark"),
+    ("feature tiles in", "feature-tiles", "currentInputWatermark"),
 )
 
 
@@ -144,12 +153,8 @@ def watermark_lags(job: MeasuredJob) -> dict[str, float]:
     if not getattr(job, "_wm_ids", None):
         job.__dict__.pop("_metric_ids", None)  # gauges register late: list them afresh
         ids = {}
-        for label, suffix in WATERMARK_STAGES:
-            if suffix is None:  # the source operator's name carries a table id
-                found = [(v, m) for v, ms in job.metric_ids().items() for m in ms
-                         if ".Source__" in m and m.endswith(".currentOutputWatermark")]
-            else:
-                found = job.find_metric(suffix)
+        for label, operator, name in WATERMARK_STAGES:
+            found = job.find_metric(operator, name)
             if found:
                 ids[label] = found
         job._wm_tries = getattr(job, "_wm_tries", 0) + 1
@@ -205,8 +210,6 @@ class CpuMeter:
 
 def _label(p: psutil.Process) -> str:
     cmd = p.cmdline()
-    if p.pid == os.getpid():
-        return "driver (python operators, loopback)"
     if "java" in p.name():
         return "flink-jvm"
     ident = next((c.split("=", 1)[1] for c in cmd if c.startswith("--id=")), None)
@@ -227,16 +230,14 @@ def flink_jvm() -> psutil.Process:
 
 
 def job_cpu_meter() -> CpuMeter:
-    """The job's CPU: the JVM and anything under it, plus this process, whose threads run
-    the Python operators: PyFlink runs a local job's Python worker in loopback mode,
-    inside the submitting interpreter (our own polling there is small)."""
-    jvm, me = flink_jvm(), psutil.Process()
+    """The job's CPU: the JVM (the mini-cluster) and its Python worker processes."""
+    jvm = flink_jvm()
 
     def processes() -> list[psutil.Process]:
         try:
-            return [me, jvm, *jvm.children(recursive=True)]
+            return [jvm, *jvm.children(recursive=True)]
         except psutil.Error:
-            return [me]
+            return []
 
     return CpuMeter(processes)
 

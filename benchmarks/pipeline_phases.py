@@ -203,17 +203,29 @@ def pyspy_path() -> str | None:
     return os.environ.get("DRIFTLINE_PYSPY") or shutil.which("py-spy")
 
 
+def python_worker_pid() -> int | None:
+    """The job's (first) Python worker process, a child of the Flink JVM."""
+    from benchmarks.pipeline_job import flink_jvm
+
+    for p in flink_jvm().children(recursive=True):
+        if "beam_boot" in " ".join(p.cmdline()):
+            return p.pid
+    return None
+
+
 class Profiler:
-    """py-spy on this process (the job's Python operators run here), if py-spy is present:
-    ``DRIFTLINE_PYSPY`` or ``py-spy`` on PATH (``pip install py-spy``; optional)."""
+    """py-spy on the job's Python worker, if py-spy is present: ``DRIFTLINE_PYSPY`` or
+    ``py-spy`` on PATH (``pip install py-spy``; optional). Only samples that hold the GIL
+    count (``--gil``), so shares are of Python CPU time, not of waiting."""
 
     def __init__(self, seconds: float) -> None:
         self.exe = pyspy_path()
         self.tmp = Path(tempfile.mkdtemp(prefix="pipeline-pyspy-"))
         self.out = self.tmp / "stacks.txt"
-        self.proc = None if self.exe is None else subprocess.Popen(
+        pid = python_worker_pid()
+        self.proc = None if self.exe is None or pid is None else subprocess.Popen(
             [self.exe, "record", "-d", str(int(seconds)), "-r", "50", "--format", "raw",
-             "-o", str(self.out), "-p", str(os.getpid())],
+             "--gil", "--nonblocking", "-o", str(self.out), "-p", str(pid)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     def finish(self) -> dict[str, Any] | None:

@@ -29,6 +29,7 @@ QUICK_DIR = HERE / "out" / "quick"
 #: (name, module, markdown section it writes), in the order they run and are reported.
 BENCHMARKS = [
     ("decode", "benchmarks.bench_decode", "decode.md"),
+    ("drain", "benchmarks.drain", "drain.md"),
     ("pipeline", "benchmarks.pipeline", "pipeline.md"),
     ("drift_cost", "benchmarks.drift_cost", "drift.md"),
     ("drift_quality", "benchmarks.drift_quality", "drift_quality.md"),
@@ -43,8 +44,14 @@ sections. Where driftline misses a target, the section says by how much and why.
 """
 
 
+#: The reading of the numbers, kept by hand (generated sections only state numbers).
+READING = HERE / "READING.md"
+
+
 def assemble() -> Path:
     sections = [INTRO]
+    if READING.exists():
+        sections.append(READING.read_text().strip() + "\n")
     for name, module, md in BENCHMARKS:
         path = RESULTS_DIR / md
         if path.exists():

@@ -112,6 +112,14 @@ def clean_embedding(
 
 def _stack_rows(values: Any, column: str | None, dim: int | None) -> tuple[np.ndarray, int]:
     """Rows given one by one (lists, arrays, ``None``) as a matrix, and the absent count."""
+    if isinstance(values, list):  # the stream's case: lists of floats, None where absent
+        present = [v for v in values if v is not None]
+        try:
+            matrix = np.array(present, dtype=np.float64)
+        except (TypeError, ValueError):
+            matrix = None  # ragged or not numeric: the row-by-row path says which
+        if matrix is not None and matrix.ndim == 2:
+            return matrix, len(values) - len(present)
     rows: list[np.ndarray] = []
     n_absent = 0
     for v in values:

@@ -62,8 +62,9 @@ class FeastRedisWriter:
     """Pipelined, newest-wins writer for the views of one Feast project."""
 
     def __init__(self, redis_url: str, project: str, plans: Iterable[ViewPlan],
-                 entity_key_serialization_version: int = 3) -> None:
-        self.client = redis.Redis.from_url(redis_url)
+                 entity_key_serialization_version: int = 3,
+                 client: redis.Redis | None = None) -> None:
+        self.client = client or redis.Redis.from_url(redis_url)
         self.project = project.encode()
         self.version = entity_key_serialization_version
         self._script = self.client.register_script(_NEWEST_WINS)

@@ -5,14 +5,16 @@ Two steps per view, both event-time window aggregations in the JVM:
 1. ``panes``: per (entity, pane), the partial columns of every feature
    (``Aggregate.partial_columns``), over right-closed panes ``(E - pane, E]`` (a
    tumbling window with a 1 ms offset, so an event exactly on a boundary counts at it);
-2. ``batch``: per (shard, pane), those rows gathered into arrays, so Python receives
+2. ``batch``: per (shard, pane), those rows gathered into one array, so Python receives
    one row per shard and pane instead of one per entity, plus a ``tick`` row for every
    shard at every pane with data, so each shard learns that event time passed the pane
    even when none of its entities was active (decay, progress).
 
-Every view's rows share one generic layout (:data:`BATCH_COLUMNS`): per slot kind, a list
-of columns with one value per entity. :class:`BatchLayout` says which slots hold which
-feature's partial.
+Every view's rows share one generic layout (:data:`BATCH_COLUMNS`, :data:`ITEM_TYPE`): an
+array of items, one per entity, each holding its partials in five typed slots.
+:class:`BatchLayout` says which slot positions hold which feature's partial. (One
+ARRAY_AGG of a row per view, rather than one per partial column: each ARRAY_AGG brings
+generated converter classes that the JVM compiles, and recompiles, while it runs.)
 """
 
 from __future__ import annotations
@@ -22,18 +24,22 @@ from dataclasses import dataclass
 from features.aggregations import SlotKind
 from features.plans import ViewPlan
 
-#: The generic batch row handed to Python (name, Flink SQL type). ``key`` is the shard;
-#: ``window_end`` the pane end plus the 1 ms offset.
+#: Flink SQL element type of each slot (the slot itself is an ARRAY of it).
 SLOT_TYPES: dict[SlotKind, str] = {
-    "long": "ARRAY<ARRAY<BIGINT>>",
-    "double": "ARRAY<ARRAY<DOUBLE>>",
-    "string": "ARRAY<ARRAY<STRING>>",
-    "string_set": "ARRAY<ARRAY<ARRAY<STRING>>>",
-    "double_list": "ARRAY<ARRAY<ARRAY<DOUBLE>>>",
+    "long": "BIGINT",
+    "double": "DOUBLE",
+    "string": "STRING",
+    "string_set": "ARRAY<STRING>",
+    "double_list": "ARRAY<DOUBLE>",
 }
+#: One entity's (or, for drift, one event's) values.
+ITEM_TYPE = "ROW<entity STRING, " + ", ".join(
+    f"`{kind}s` ARRAY<{t}>" for kind, t in SLOT_TYPES.items()) + ">"
+#: The generic batch row handed to Python. ``key`` is the shard (or the monitor key);
+#: ``window_end`` the pane end plus the 1 ms offset.
 BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kind", "STRING"), ("name", "STRING"), ("key", "STRING"), ("window_end", "TIMESTAMP(3)"),
-    ("entities", "ARRAY<STRING>"), *((f"{k}s", t) for k, t in SLOT_TYPES.items()))
+    ("items", f"ARRAY<{ITEM_TYPE}>"))
 RIGHT_CLOSED_OFFSET = "INTERVAL '0.001' SECOND"
 
 
@@ -90,23 +96,26 @@ def panes_sql(plan: ViewPlan, source: str, time_col: str, seq_col: str) -> str:
             f"{RIGHT_CLOSED_OFFSET}))\nGROUP BY {key}, window_start, window_end")
 
 
+def item_sql(entity: str, slots: dict[SlotKind, list[str]]) -> str:
+    """One item: ``slots`` maps a slot kind to its SQL expressions (absent kinds: null)."""
+    arrays = [f"ARRAY[{', '.join(slots[kind])}]" if slots.get(kind)
+              else f"CAST(NULL AS ARRAY<{t}>)" for kind, t in SLOT_TYPES.items()]
+    return f"ROW({entity}, {', '.join(arrays)})"
+
+
 def batch_sql(plan: ViewPlan, panes: str, shards: int) -> str:
     """The generic batch rows of ``plan`` (per shard and pane) plus its tick rows."""
     slots: dict[SlotKind, list[str]] = {k: [] for k in SLOT_TYPES}
     for i, spec in enumerate(plan.features):
         for j, column in enumerate(spec.aggregate.partial_columns()):
-            slots[column.kind].append(f"ARRAY_AGG(`f{i}_{j}`)")
-    arrays = [f"ARRAY[{', '.join(cols)}]" if cols else f"CAST(NULL AS {SLOT_TYPES[kind]})"
-              for kind, cols in slots.items()]
-    nulls = [f"CAST(NULL AS {t})" for _, t in BATCH_COLUMNS[4:]]
+            slots[column.kind].append(f"`f{i}_{j}`")
     shard = shard_expr("entity", shards)
-    names = [name for name, _ in BATCH_COLUMNS]
     shard_list = ", ".join(str(s) for s in range(shards))
     return (f"SELECT 'pane' AS kind, '{plan.name}' AS name, CAST({shard} AS STRING) AS `key`, "
-            f"window_end, ARRAY_AGG(entity) AS entities, "
-            + ", ".join(f"{a} AS {n}" for a, n in zip(arrays, names[5:], strict=True))
-            + f"\nFROM {panes} GROUP BY {shard}, window_start, window_end\nUNION ALL\n"
-            f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, {', '.join(nulls)}\n"
+            f"window_end, ARRAY_AGG({item_sql('entity', slots)}) AS items\n"
+            f"FROM {panes} GROUP BY {shard}, window_start, window_end\nUNION ALL\n"
+            f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, "
+            f"CAST(NULL AS {dict(BATCH_COLUMNS)['items']})\n"
             f"FROM (SELECT window_start, window_end FROM {panes} "
             f"GROUP BY window_start, window_end)\n"
             f"CROSS JOIN UNNEST(ARRAY[{shard_list}]) AS shard_numbers(s)")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from features.plans import ViewPlan
-from features.sql import BatchLayout
+from features.sql import SLOT_TYPES, BatchLayout
 
 
 @dataclass(frozen=True)
@@ -51,19 +51,20 @@ class PaneBatch:
     partials: tuple[tuple[Any, ...], ...]
 
     @classmethod
-    def from_slots(cls, plan: ViewPlan, layout: BatchLayout, shard: int, pane_end: int,
-                   entities: list[str] | None, slots: dict[str, list[list[Any]] | None]
-                   ) -> PaneBatch:
-        """Build from the generic batch row's columns (``features.sql.BATCH_COLUMNS``)."""
-        if not entities:
+    def from_items(cls, plan: ViewPlan, layout: BatchLayout, shard: int, pane_end: int,
+                   items: list[Any] | None) -> PaneBatch:
+        """Build from the generic batch row's items (``features.sql.ITEM_TYPE``): per
+        entity ``(entity, longs, doubles, strings, string_sets, double_lists)``."""
+        if not items:
             return cls(plan.name, shard, pane_end, (), ())
-        per_feature = []
-        for spec, cells in zip(plan.features, layout.slots, strict=True):
-            columns = [slots[kind][index] for kind, index in cells]  # type: ignore[index]
-            from_columns = spec.aggregate.from_columns
-            per_feature.append([from_columns(values) for values in zip(*columns, strict=True)])
-        return cls(plan.name, shard, pane_end, tuple(entities),
-                   tuple(zip(*per_feature, strict=True)))
+        slot = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}
+        cells = [[(slot[kind], index) for kind, index in per_feature]
+                 for per_feature in layout.slots]
+        features = [(spec.aggregate.from_columns, c) for spec, c in zip(plan.features, cells,
+                                                                        strict=True)]
+        partials = tuple(tuple(from_columns(tuple(item[k][i] for k, i in c))
+                               for from_columns, c in features) for item in items)
+        return cls(plan.name, shard, pane_end, tuple(item[0] for item in items), partials)
 
 
 @dataclass
@@ -81,12 +82,21 @@ class ShardTiles:
     """Picklable state of one (view, shard): kept in Flink keyed state."""
 
     entities: dict[str, EntityTiles] = field(default_factory=dict)
-    #: boundary -> entities whose features may change there
-    due: dict[int, set[str]] = field(default_factory=dict)
+    #: boundary -> entity -> bit mask of the (window, slide) groups that may change there
+    due: dict[int, dict[str, int]] = field(default_factory=dict)
     #: every boundary at or before this has been written
     through: int = -1
     #: the newest pane end seen (ticks included): where a bounded input ends
     latest_pane: int = -1
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Features sharing a (window, slide): they change at the same boundaries."""
+
+    window_ms: int
+    slide_ms: int
+    features: tuple[int, ...]  # indices into the plan's features
 
 
 class ViewWindows:
@@ -94,15 +104,22 @@ class ViewWindows:
 
     def __init__(self, plan: ViewPlan) -> None:
         self.plan = plan
-        self._groups = sorted({(f.window_ms, f.slide_ms) for f in plan.features})
+        by_shape: dict[tuple[int, int], list[int]] = {}
+        for i, f in enumerate(plan.features):
+            by_shape.setdefault((f.window_ms, f.slide_ms), []).append(i)
+        self._groups = [_Group(w, s, tuple(ix)) for (w, s), ix in sorted(by_shape.items())]
+        self._all = (1 << len(self._groups)) - 1
         self._empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in plan.features}
 
     def add(self, shard: ShardTiles, batch: PaneBatch) -> None:
-        """Fold a batch's panes in and schedule the boundaries where they matter."""
+        """Fold a batch's panes in and schedule the boundaries where they matter: per
+        group, where the pane enters its window and where it leaves."""
         pane = batch.pane_end
         shard.latest_pane = max(shard.latest_pane, pane)
-        points = {_ceil_to(pane + lag, slide) for window, slide in self._groups
-                  for lag in (0, window)}
+        points: dict[int, int] = {}
+        for gi, g in enumerate(self._groups):
+            for point in (_ceil_to(pane, g.slide_ms), _ceil_to(pane + g.window_ms, g.slide_ms)):
+                points[point] = points.get(point, 0) | (1 << gi)
         for entity, partials in zip(batch.entities, batch.partials, strict=True):
             tiles = shard.entities.get(entity)
             if tiles is None:
@@ -112,8 +129,11 @@ class ViewWindows:
                 partials = tuple(f.aggregate.merge(a, b) for f, a, b
                                  in zip(self.plan.features, old, partials, strict=True))
             tiles.panes[pane] = partials
-            for point in points:
-                shard.due.setdefault(point, set()).add(entity)
+            for point, mask in points.items():
+                due = shard.due.get(point)
+                if due is None:
+                    due = shard.due[point] = {}
+                due[entity] = due.get(entity, 0) | mask
 
     def advance(self, shard: ShardTiles, watermark: int) -> list[FeatureRow]:
         """Evaluate every due entity at every due boundary up to ``watermark``, in order;
@@ -127,44 +147,65 @@ class ViewWindows:
             watermark = shard.latest_pane
         rows = []
         for boundary in sorted(b for b in shard.due if b <= watermark):
-            for entity in sorted(shard.due.pop(boundary)):
-                row = self._evaluate(shard, entity, boundary)
+            for entity, mask in sorted(shard.due.pop(boundary).items()):
+                row = self._evaluate(shard, entity, boundary, mask)
                 if row is not None:
                     rows.append(row)
         shard.through = max(shard.through, watermark)
         return rows
 
-    def value_at(self, tiles: EntityTiles, index: int, boundary: int) -> Any:
-        spec = self.plan.features[index]
-        agg = spec.aggregate
-        acc = agg.empty()
-        lo = boundary - spec.window_ms
+    def _group_values(self, tiles: EntityTiles, group: _Group, boundary: int) -> list[Any]:
+        """The group's feature values at ``boundary``: one pass over the entity's panes."""
+        specs = [self.plan.features[i] for i in group.features]
+        accs = [s.aggregate.empty() for s in specs]
+        lo = boundary - group.window_ms
         for pane_end, partials in tiles.panes.items():
             if lo < pane_end <= boundary:
-                acc = agg.merge(acc, partials[index])
-        return agg.result(acc)
+                for j, (i, spec) in enumerate(zip(group.features, specs, strict=True)):
+                    accs[j] = spec.aggregate.merge(accs[j], partials[i])
+        return [s.aggregate.result(a) for s, a in zip(specs, accs, strict=True)]
 
-    def _evaluate(self, shard: ShardTiles, entity: str, boundary: int) -> FeatureRow | None:
+    def _evaluate(self, shard: ShardTiles, entity: str, boundary: int,
+                  mask: int) -> FeatureRow | None:
         tiles = shard.entities.get(entity)
         if tiles is None:
             return None
+        if not tiles.written_once:
+            mask = self._all
         changed: dict[str, Any] = {}
-        for i, spec in enumerate(self.plan.features):
-            value = self.value_at(tiles, i, boundary // spec.slide_ms * spec.slide_ms)
-            empty = self._empty[spec.name]
-            if not tiles.written_once or value != tiles.written.get(spec.name, empty):
-                changed[spec.name] = value
-            if value == empty:
-                tiles.written.pop(spec.name, None)
-            else:
-                tiles.written[spec.name] = value
+        for gi, group in enumerate(self._groups):
+            if not mask >> gi & 1:
+                continue  # no pane entered or left this group's windows here
+            at = boundary // group.slide_ms * group.slide_ms
+            for i, value in zip(group.features, self._group_values(tiles, group, at),
+                                strict=True):
+                name = self.plan.features[i].name
+                empty = self._empty[name]
+                if not tiles.written_once or value != tiles.written.get(name, empty):
+                    changed[name] = value
+                if value == empty:
+                    tiles.written.pop(name, None)
+                else:
+                    tiles.written[name] = value
         tiles.written_once = True
         # A feature reads its window at its own last slide boundary, so keep every pane
         # that a window read at or after this boundary can still hold.
-        horizon = min(boundary // f.slide_ms * f.slide_ms - f.window_ms
-                      for f in self.plan.features)
+        horizon = min(boundary // g.slide_ms * g.slide_ms - g.window_ms for g in self._groups)
         for pane_end in [p for p in tiles.panes if p <= horizon]:
             del tiles.panes[pane_end]
         if not tiles.panes and not tiles.written:
             del shard.entities[entity]
         return FeatureRow(self.plan.name, entity, boundary, changed) if changed else None
+
+
+def latest_per_entity(rows: list[FeatureRow]) -> list[FeatureRow]:
+    """One row per (view, entity): the latest values of every feature any of its rows
+    changed, at the latest row's time. What an online store needs after a watermark jump
+    (a drain), where the intermediate rows would be overwritten at once anyway."""
+    merged: dict[tuple[str, str], FeatureRow] = {}
+    for row in rows:  # rows of one entity come in boundary order
+        key = (row.view, row.entity_value)
+        prev = merged.get(key)
+        merged[key] = row if prev is None else FeatureRow(
+            row.view, row.entity_value, row.ts_ms, {**prev.values, **row.values})
+    return list(merged.values())

@@ -1,6 +1,7 @@
 """The one table the JVM hands to Python, and the typed records it becomes.
 
-Every row has the generic layout of ``features.sql.BATCH_COLUMNS`` and a ``kind``:
+Every row has the generic layout of ``features.sql.BATCH_COLUMNS`` (an array of items
+of ``features.sql.ITEM_TYPE``) and a ``kind``:
 
 - ``pane`` / ``tick``: one shard of a feature view at a pane end (features/sql.py);
 - ``drift``: one monitor key's values in a slice of event time (drift/slices.py);
@@ -18,13 +19,16 @@ from typing import Any
 
 from drift.config import MonitorConfig
 from drift.slices import DriftSlice, slice_ms
+from features.aggregations import SlotKind
 from features.plans import ViewPlan
-from features.sql import BATCH_COLUMNS, SLOT_TYPES, BatchLayout, interval, layout
+from features.sql import SLOT_TYPES, BatchLayout, interval, item_sql, layout
 from features.tiles import PaneBatch
 
 PANE, TICK, DRIFT, LATE = "pane", "tick", "drift", "late"
 ALL_TENANTS = "*"
-_SLOTS = list(SLOT_TYPES)  # slot kinds, in BATCH_COLUMNS order
+#: The slot of a drift column by the kind of its check.
+_DRIFT_SLOT: dict[str, SlotKind] = {"numeric": "double", "categorical": "string",
+                                    "embedding": "double_list"}
 
 
 @dataclass(frozen=True)
@@ -34,39 +38,33 @@ class LateRecords:
     count: int
 
 
-def _nulls(columns: list[str]) -> str:
-    types = dict(BATCH_COLUMNS)
-    return ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in columns)
+def _drift_slots(monitor: MonitorConfig) -> dict[SlotKind, list[str]]:
+    """Slot kind -> the monitor's columns carried in it, in check order."""
+    slots: dict[SlotKind, list[str]] = {}
+    for check in monitor.checks:
+        slots.setdefault(_DRIFT_SLOT[check.kind], []).append(check.column)
+    return slots
 
 
 def drift_sql(monitor: MonitorConfig, source: str, window_ms: int, per_tenant: bool) -> str:
-    """Per (monitor key, slice): every checked column's values, one entry per event."""
-    by_kind: dict[str, list[str]] = {"doubles": [], "strings": [], "double_lists": []}
-    for check in monitor.checks:
-        col = f"`{check.column}`"
-        if check.kind == "numeric":
-            by_kind["doubles"].append(f"ARRAY_AGG(CAST({col} AS DOUBLE))")
-        elif check.kind == "categorical":
-            by_kind["strings"].append(f"ARRAY_AGG(CAST({col} AS STRING))")
-        else:
-            by_kind["double_lists"].append(f"ARRAY_AGG(CAST({col} AS ARRAY<DOUBLE>))")
-    arrays = {k: f"ARRAY[{', '.join(v)}] AS {k}" if v else f"CAST(NULL AS "
-              f"{dict(BATCH_COLUMNS)[k]}) AS {k}" for k, v in by_kind.items()}
+    """Per (monitor key, slice): one item per event with every checked column's value."""
+    cast = {"double": "DOUBLE", "string": "STRING", "double_list": "ARRAY<DOUBLE>"}
+    slots = {kind: [f"CAST(`{c}` AS {cast[kind]})" for c in columns]
+             for kind, columns in _drift_slots(monitor).items()}
     key = "tenant_id" if per_tenant else f"'{ALL_TENANTS}'"
     return (f"SELECT '{DRIFT}' AS kind, '{monitor.name}' AS name, {key} AS `key`, window_end, "
-            f"{_nulls(['entities', 'longs'])}, {arrays['doubles']}, {arrays['strings']}, "
-            f"{_nulls(['string_sets'])}, {arrays['double_lists']}\n"
+            f"ARRAY_AGG({item_sql('CAST(NULL AS STRING)', slots)}) AS items\n"
             f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), "
             f"{interval(slice_ms(window_ms))}))\nGROUP BY {key}, window_start, window_end")
 
 
 def late_sql(source: str) -> str:
     """Counts of late records per second of processing time (``pt``)."""
+    item = item_sql("CAST(NULL AS STRING)", {"long": ["n"]})
     return (f"SELECT '{LATE}' AS kind, '{LATE}' AS name, '{LATE}' AS `key`, window_end, "
-            f"{_nulls(['entities'])}, ARRAY[ARRAY[COUNT(*)]] AS longs, "
-            f"{_nulls(['doubles', 'strings', 'string_sets', 'double_lists'])}\n"
+            f"ARRAY[{item}] AS items\nFROM (SELECT window_end, COUNT(*) AS n "
             f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(pt), INTERVAL '1' SECOND))\n"
-            f"GROUP BY window_start, window_end")
+            f"GROUP BY window_start, window_end)")
 
 
 def _epoch_ms(ts: Any) -> int:
@@ -82,28 +80,23 @@ class RecordBuilder:
         self.plans = {p.name: p for p in plans}
         self.layouts: dict[str, BatchLayout] = {p.name: layout(p) for p in plans}
         self.drift_window_ms = drift_window_ms
-        self.drift_columns: dict[str, list[str]] = {"double": [], "string": [],
-                                                    "double_list": []}
-        slot_of = {"numeric": "double", "categorical": "string", "embedding": "double_list"}
-        for check in monitor.checks if monitor else ():
-            self.drift_columns[slot_of[check.kind]].append(check.column)
+        position = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}  # item[0]: entity
+        self.drift_columns = [(column, position[kind], i) for kind, columns in
+                              (_drift_slots(monitor) if monitor else {}).items()
+                              for i, column in enumerate(columns)]
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
-        kind, name, key, window_end = row[0], row[1], row[2], _epoch_ms(row[3])
+        kind, name, key, window_end, items = row[0], row[1], row[2], _epoch_ms(row[3]), row[4]
         if kind == LATE:
-            return LateRecords(int(row[5][0][0]))
-        slots = dict(zip(_SLOTS, row[5:], strict=True))
+            return LateRecords(int(items[0][1][0]))
         if kind == DRIFT:
-            columns: dict[str, list[Any]] = {}
-            for slot, names in self.drift_columns.items():
-                for column, values in zip(names, slots[slot] or (), strict=True):
-                    columns[column] = values
-            width = slice_ms(self.drift_window_ms)
-            return DriftSlice(key, window_end - width, window_end, columns)
-        plan = self.plans[name]
+            columns = {column: [item[slot][i] for item in items]
+                       for column, slot, i in self.drift_columns}
+            return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
+                              columns)
         # The pane is (E - pane, E]; its window ends 1 ms later (features.sql).
-        return PaneBatch.from_slots(plan, self.layouts[name], int(key), window_end - 1,
-                                    row[4], slots)
+        return PaneBatch.from_items(self.plans[name], self.layouts[name], int(key),
+                                    window_end - 1, items)
 
 
 __all__ = ["ALL_TENANTS", "DRIFT", "LATE", "PANE", "TICK", "DriftSlice", "LateRecords",

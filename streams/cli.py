@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 from schemas.errors import DriftlineError
 from streams.settings import Settings, load_settings
+from streams.submit import parse_branches
 
 
 def _print(lines) -> None:
@@ -49,7 +51,9 @@ def cmd_apply(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
     from streams.producer import produce_simulated
+    from streams.runner import require_stack
 
+    require_stack(settings, redis_=False)
     produce_simulated(settings, count=args.count, rate=args.rate, encoding=args.format,
                       seed=args.seed, drift=args.drift, hours=args.hours)
     return 0
@@ -58,23 +62,27 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.runner import run_jobs
 
-    run_jobs(settings, branches=args.branches.split(","), duration_s=args.duration)
+    run_jobs(settings, branches=args.branches, duration_s=args.duration)
     return 0
 
 
 def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.runner import require_stack
     from streams.views import print_features
 
     if not (args.employee or args.tenant):
         print("give --employee ID and/or --tenant ID", file=sys.stderr)
         return 2
+    require_stack(settings, broker=False)
     print_features(settings, employees=args.employee or [], tenants=args.tenant or [])
     return 0
 
 
 def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.runner import require_stack
     from streams.views import follow_alerts
 
+    require_stack(settings, redis_=False)
     follow_alerts(settings, follow=not args.no_follow, idle_timeout_s=args.timeout)
     return 0
 
@@ -107,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_produce)
 
     p = sub.add_parser("run", help="run the feature and drift jobs on a Flink mini-cluster")
-    p.add_argument("--branches", default="features,drift",
+    p.add_argument("--branches", default="features,drift", type=parse_branches,
                    help="comma-separated: features, drift")
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.set_defaults(func=cmd_run)
@@ -129,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Beam (under PyFlink) imports httplib2, which warns about its own pyparsing calls.
+    warnings.filterwarnings("ignore", module="httplib2")
     args = build_parser().parse_args(argv)
     try:
         return args.func(load_settings(), args)

@@ -25,8 +25,10 @@ from pyflink.datastream.state import ValueStateDescriptor
 from drift.slices import DriftSlice
 from schemas.errors import DriftlineError
 from streams.batches import ALL_TENANTS
+from streams.retry import redis_client, until_done
+from streams.routing import recent_keys
 from streams.settings import Settings
-from streams.stats import STATS_KEY
+from streams.stats import add_stats
 
 log = logging.getLogger("driftline.drift")
 #: Output rows: Kafka key and value of one alert.
@@ -41,8 +43,6 @@ class DriftMonitor(KeyedProcessFunction):
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        import redis
-
         from drift.monitor import MonitorEvaluator, default_monitor
         from drift.reference import ReferenceProfile
         from streams.ingest import alert_serializer
@@ -55,7 +55,10 @@ class DriftMonitor(KeyedProcessFunction):
                                ReferenceProfile.from_parquet(drift.reference_parquet,
                                                              self.monitor))
         self.serialize = alert_serializer(self.settings)
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        # Alerts already on the topic (a restore re-tests the windows since the last
+        # checkpoint): each alert id is sent once.
+        self.sent = recent_keys(self.settings.bootstrap_servers, self.settings.topics.alerts)
+        self.redis = redis_client(self.settings.redis_url)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.profile = runtime_context.get_state(ValueStateDescriptor("profile", pickled))
         # window end -> accumulators (or, before the reference exists, raw columns)
@@ -119,13 +122,13 @@ class DriftMonitor(KeyedProcessFunction):
                 stats[name] = stats.get(name, 0) + len(skip.statistics)
                 self.skipped_tests.inc(len(skip.statistics))
             for alert in evaluation.alerts:
-                yield Row(key=alert["alert_id"].encode(), value=self.serialize(alert))
+                alert_key = alert["alert_id"].encode()
+                if alert_key not in self.sent:
+                    self.sent.add(alert_key)
+                    yield Row(key=alert_key, value=self.serialize(alert))
         self.windows.update(windows)
         if stats:
-            pipe = self.redis.pipeline(transaction=False)
-            for name, n in stats.items():
-                pipe.hincrby(STATS_KEY, name, n)
-            pipe.execute()
+            until_done(lambda: add_stats(self.redis, stats), "drift counters")
 
     def _maybe_fit_reference(self, windows: dict[int, Any], closed: list[int], key: str) -> None:
         """Once the closed windows hold enough events, they become the reference (and

@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 
 from pyflink.common import Types
-from pyflink.datastream import KeyedProcessFunction, RuntimeContext
+from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
 from features.plans import ViewPlan
-from features.tiles import PaneBatch, ShardTiles, ViewWindows
+from features.tiles import PaneBatch, ShardTiles, ViewWindows, latest_per_entity
+from streams.retry import redis_client, until_done
 from streams.stats import PROGRESS_KEY
 
 
@@ -28,8 +29,13 @@ class FeatureTiles(KeyedProcessFunction):
 
     Progress: after a timer, every row of this shard up to the watermark is in Redis;
     the hash ``driftline:progress`` holds that watermark per ``<view>/<shard>``, and a
-    view has reached event time T when all its shards have (streams/runner.py).
+    view has reached event time T when all its shards have (streams/runner.py). It is
+    written with the shard's rows, or, when a timer wrote none, at most every
+    ``PROGRESS_EVERY_MS`` of processing time (a pending report is flushed by a
+    processing-time timer), so a drain does not pay a round trip per pane and shard.
     """
+
+    PROGRESS_EVERY_MS = 500
 
     def __init__(self, plans: list[ViewPlan], redis_url: str, project: str) -> None:
         self.plans, self.redis_url, self.project = plans, redis_url, project
@@ -38,12 +44,14 @@ class FeatureTiles(KeyedProcessFunction):
         from features.redis_writer import FeastRedisWriter
 
         self.windows = {p.name: ViewWindows(p) for p in self.plans}
-        self.writer = FeastRedisWriter(self.redis_url, self.project, self.plans)
+        self.writer = FeastRedisWriter(self.redis_url, self.project, self.plans,
+                                       client=redis_client(self.redis_url))
         self.state = runtime_context.get_state(
             ValueStateDescriptor("shard_tiles", Types.PICKLED_BYTE_ARRAY()))
         metrics = runtime_context.get_metrics_group()
         self.written = metrics.counter("feature_rows_written")
         self.refused = metrics.counter("feature_rows_refused_older")
+        self.reported: dict[str, tuple[int, float]] = {}  # key -> (through, wall time)
 
     def process_element(self, batch: PaneBatch, ctx: KeyedProcessFunction.Context):
         tiles = self.state.value() or ShardTiles()
@@ -53,19 +61,47 @@ class FeatureTiles(KeyedProcessFunction):
         return iter(())
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext):
+        key = ctx.get_current_key()
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self._report(key, self.state.value(), force=True)
+            return iter(())
         tiles = self.state.value()
         if tiles is None:
             return iter(())
-        key = ctx.get_current_key()
         view = key.rpartition("/")[0]
         watermark = max(timestamp, ctx.timer_service().current_watermark())
-        rows = self.windows[view].advance(tiles, watermark)
+        rows = latest_per_entity(self.windows[view].advance(tiles, watermark))
         self.state.update(tiles)
-        pipe = self.writer.client.pipeline(transaction=False)
-        n = self.writer.queue(pipe, rows)
-        pipe.hset(PROGRESS_KEY, mapping={key: str(tiles.through),
-                                         "updated_at": str(int(time.time() * 1000))})
-        applied = sum(pipe.execute()[:n])
-        self.written.inc(applied)
-        self.refused.inc(n - applied)
+        if rows:
+            def write() -> int:
+                pipe = self.writer.client.pipeline(transaction=False)
+                n = self.writer.queue(pipe, rows)
+                self._report(key, tiles, pipe=pipe)
+                return sum(pipe.execute()[:n])
+
+            applied = until_done(write, f"feature rows of {key}")
+            self.written.inc(applied)
+            self.refused.inc(len(rows) - applied)
+        elif not self._report(key, tiles):
+            now = ctx.timer_service().current_processing_time()
+            ctx.timer_service().register_processing_time_timer(now + self.PROGRESS_EVERY_MS)
         return iter(())
+
+    def _report(self, key: str, tiles: ShardTiles | None, pipe=None, force: bool = False) -> bool:
+        """Record this shard's progress (in ``pipe`` if given); False if deferred."""
+        if tiles is None:
+            return True
+        last, at = self.reported.get(key, (-1, 0.0))
+        now = time.monotonic()
+        if tiles.through <= last:
+            return True
+        if pipe is None and not force and now - at < self.PROGRESS_EVERY_MS / 1000:
+            return False
+        mapping = {key: str(tiles.through), "updated_at": str(int(time.time() * 1000))}
+        if pipe is not None:
+            pipe.hset(PROGRESS_KEY, mapping=mapping)
+        else:
+            until_done(lambda: self.writer.client.hset(PROGRESS_KEY, mapping=mapping),
+                       f"progress of {key}")
+        self.reported[key] = (tiles.through, now)
+        return True

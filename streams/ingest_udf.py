@@ -20,8 +20,9 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
 
 from schemas.validated import column_types
+from streams.retry import redis_client, until_done
 from streams.settings import Settings
-from streams.stats import STATS_KEY
+from streams.stats import add_stats
 
 VALID, REJECTED, SKIPPED = "valid", "rejected", "skipped"
 
@@ -52,8 +53,6 @@ class DecodeInteractions(ScalarFunction):
         self.partitions = partitions
 
     def open(self, function_context: FunctionContext) -> None:
-        import redis
-
         from streams.ingest import build_decoder
         from streams.routing import partition_tokens, resume_offsets
 
@@ -66,7 +65,7 @@ class DecodeInteractions(ScalarFunction):
         self.accepted = self.metrics.counter("records_accepted")
         self.skipped = self.metrics.counter("records_skipped_after_restore")
         self.rejected: dict[str, Any] = {}
-        self.redis = redis.Redis.from_url(self.settings.redis_url)
+        self.redis = redis_client(self.settings.redis_url)
 
     def eval(self, keys: pd.Series, values: pd.Series, partitions: pd.Series,
              offsets: pd.Series) -> pd.DataFrame:
@@ -127,7 +126,5 @@ class DecodeInteractions(ScalarFunction):
                 counter = self.rejected[kind] = self.metrics.counter(f"rejected_{kind}")
             counter.inc(n)
         if kinds:
-            pipe = self.redis.pipeline(transaction=False)
-            for kind, n in kinds.items():
-                pipe.hincrby(STATS_KEY, f"dead_letter:{kind}", n)
-            pipe.execute()
+            counts = {f"dead_letter:{kind}": n for kind, n in kinds.items()}
+            until_done(lambda: add_stats(self.redis, counts), "dead-letter counters")

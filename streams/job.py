@@ -36,7 +36,7 @@ from features.plans import load_view_plans
 from features.sql import batch_sql, interval, panes_sql
 from features.tiles import PaneBatch
 from schemas.validated import column_types
-from streams import assets, stack
+from streams import assets, checkpoints, stack
 from streams.batches import DriftSlice, LateRecords, RecordBuilder, drift_sql, late_sql
 from streams.drift_operators import ALERT_ROW, DriftMonitor
 from streams.feature_operators import FeatureTiles, shard_key
@@ -47,10 +47,12 @@ from streams.stats import LateCounter
 BRANCHES = ("features", "drift")
 
 
-def create_environment(settings: Settings,
-                       extra_config: Mapping[str, str] | None = None) -> StreamExecutionEnvironment:
+def create_environment(settings: Settings, extra_config: Mapping[str, str] | None = None,
+                       branches: Iterable[str] = BRANCHES,
+                       resume: bool = True) -> StreamExecutionEnvironment:
     """A local mini-cluster environment (or, under ``flink run``, the cluster's) with the
-    Kafka connector and our Python.
+    Kafka connector and our Python; with ``resume``, restoring the newest checkpoint of
+    this same job (streams/checkpoints.py), if there is one.
 
     Python workers run as their own processes, one per task slot, as on a cluster: the
     default for a local run (loopback) would run every Python operator of every subtask
@@ -60,13 +62,26 @@ def create_environment(settings: Settings,
     job = settings.job
     config = Configuration()
     # Big bundles, flushed at the latency budget: per-bundle overhead dominates small ones.
+    # Arrow batches (the decode UDF's unit) much smaller than a bundle: a batch goes to
+    # Python when full, so Python decodes while the bundle fills; with one batch per bundle
+    # all the work would wait for the bundle's end, with the source stopped meanwhile.
     config.set_string("python.fn-execution.bundle.time", str(job.python_bundle_ms))
     config.set_string("python.fn-execution.bundle.size", "100000")
-    config.set_string("python.fn-execution.arrow.batch.size", "10000")
+    config.set_string("python.fn-execution.arrow.batch.size", "1000")
+    config.set_string("execution.buffer-timeout.interval", f"{job.network_buffer_ms} ms")
+    config.set_string("pipeline.auto-watermark-interval", f"{job.watermark_interval_ms} ms")
     config.set_string("python.state.cache-size", "10000")
     config.set_string("python.execution-mode", "process")
-    config.set_string("execution.checkpointing.dir",
-                      (settings.state_dir / "checkpoints").resolve().as_uri())
+    root = checkpoints.folder(settings, list(branches))
+    config.set_string("execution.checkpointing.dir", root.as_uri())
+    config.set_string("execution.checkpointing.num-retained", str(checkpoints.RETAINED))
+    config.set_string("execution.checkpointing.externalized-checkpoint-retention",
+                      "RETAIN_ON_CANCELLATION")
+    latest = checkpoints.latest(root) if resume else None
+    if latest is not None:
+        config.set_string("execution.state-recovery.path", latest.as_uri())
+        checkpoints.prune(root, keep=latest.parent.name)
+        print(f"[driftline] resuming from checkpoint {latest}", file=sys.stderr, flush=True)
     for key, value in (extra_config or {}).items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
@@ -92,13 +107,14 @@ def _scan(settings: Settings, group: str) -> dict[str, str]:
             "scan.topic-partition-discovery.interval": "10 s"}
 
 
-def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
-    """Raw topic -> decode UDF -> validated and dead-letter topics (a statement set)."""
-    topics = settings.topics
+def decoded_view(t_env: StreamTableEnvironment, settings: Settings, partitions: int) -> None:
+    """The raw topic and the view ``decoded`` of its records through the decode UDF (one
+    ROW ``r`` per record: ``status``, the validated columns, the dead letter)."""
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE interactions_raw (
             k BYTES, v BYTES, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL
-        ) WITH ({_kafka(settings, topics.input, **_scan(settings, settings.job.consumer_group),
+        ) WITH ({_kafka(settings, settings.topics.input,
+                        **_scan(settings, settings.job.consumer_group),
                         **{"key.format": "raw", "key.fields": "k", "value.format": "raw",
                            "value.fields-include": "EXCEPT_KEY"})})""")
     decode = udf(DecodeInteractions(settings, partitions), result_type=result_type(),
@@ -106,6 +122,12 @@ def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
     t_env.create_temporary_function("decode_interaction", decode)
     t_env.create_temporary_view("decoded", t_env.sql_query(
         "SELECT decode_interaction(k, v, `partition`, `offset`) AS r FROM interactions_raw"))
+
+
+def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
+    """Raw topic -> decode UDF -> validated and dead-letter topics (a statement set)."""
+    topics = settings.topics
+    decoded_view(t_env, settings, partitions)
     columns = column_types()
     ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in columns.items())
     sink = {"key.format": "raw", "key.fields": "route", "value.format": "json",
@@ -181,18 +203,19 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
     batches = t_env.sql_query("\nUNION ALL\n".join(f"({p})" for p in parts))
     records: DataStream = t_env.to_data_stream(batches).map(
         RecordBuilder(plans, monitor, settings.drift.window_ms),
-        Types.PICKLED_BYTE_ARRAY()).name("batch-records")
+        Types.PICKLED_BYTE_ARRAY()).name("batch-records").uid("batch-records")
     records.filter(lambda r: isinstance(r, LateRecords)).map(
-        LateCounter(settings.redis_url), Types.INT()).name("late-records")
+        LateCounter(settings.redis_url), Types.INT()).name("late-records").uid("late-records")
     if plans:
         records.filter(lambda r: isinstance(r, PaneBatch)) \
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
             .process(FeatureTiles(plans, settings.redis_url,
-                                  project_name(settings.feature_repo))).name("feature-tiles")
+                                  project_name(settings.feature_repo))) \
+            .name("feature-tiles").uid("feature-tiles")
     if monitor is not None:
         alerts = records.filter(lambda r: isinstance(r, DriftSlice)) \
             .key_by(lambda s: s.key, Types.STRING()) \
-            .process(DriftMonitor(settings), ALERT_ROW).name("drift-monitor")
+            .process(DriftMonitor(settings), ALERT_ROW).name("drift-monitor").uid("drift-monitor")
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE alerts_out (k BYTES, v BYTES) WITH ({_kafka(
                 settings, settings.topics.alerts, **{

@@ -99,4 +99,36 @@ def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
         consumer.close()
 
 
-__all__ = ["murmur2", "partition_tokens", "resume_offsets"]
+def recent_keys(bootstrap_servers: str, topic: str, limit: int = 10_000,
+                idle_s: float = 1.0) -> set[bytes]:
+    """The keys of (about) the last ``limit`` records of each partition of ``topic``: what a
+    restored alert writer checks so that an alert sent before a crash is not sent again."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers,
+                         "group.id": f"driftline-recent-{uuid.uuid4().hex[:8]}",
+                         "enable.auto.commit": False})
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        assignment = []
+        for p in (meta.partitions if meta else ()):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                assignment.append(TopicPartition(topic, p, max(low, high - limit)))
+        keys: set[bytes] = set()
+        if not assignment:
+            return keys
+        consumer.assign(assignment)
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error() is not None:
+                continue
+            last = time.monotonic()
+            key = msg.key()
+            if key is not None:
+                keys.add(key)
+        return keys
+    finally:
+        consumer.close()
+
+
+__all__ = ["murmur2", "partition_tokens", "recent_keys", "resume_offsets"]

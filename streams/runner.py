@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 import redis
@@ -14,12 +14,12 @@ from streams.settings import Settings
 from streams.stats import PROGRESS_KEY, STATS_KEY
 
 
-def require_stack(settings: Settings) -> None:
-    """Fail early, naming the service and how to start it."""
-    if not stack.broker_healthy(settings):
+def require_stack(settings: Settings, broker: bool = True, redis_: bool = True) -> None:
+    """Fail early, in one line naming the service and how to start it."""
+    if broker and not stack.broker_healthy(settings):
         raise ServiceUnavailable("Kafka broker", settings.bootstrap_servers,
                                  "Run `driftline up` (or start your own broker).")
-    if not stack.redis_healthy(settings):
+    if redis_ and not stack.redis_healthy(settings):
         raise ServiceUnavailable("Redis", settings.redis_url,
                                  "Run `driftline up` (or start redis-server).")
 
@@ -28,7 +28,11 @@ class JobHandle:
     """A submitted job: poll its progress, cancel it."""
 
     def __init__(self, settings: Settings, branches: Iterable[str],
-                 extra_config: Mapping[str, str] | None = None) -> None:
+                 extra_config: Mapping[str, str] | None = None,
+                 pipeline: Callable[..., None] | None = None, resume: bool = True) -> None:
+        """``pipeline(env, settings, branches)`` builds the job (default: the real one;
+        the benchmarks pass a decode-only floor). ``resume``: restore the newest
+        checkpoint of this same job, if any (streams/checkpoints.py)."""
         from features.plans import load_view_plans
         from streams.job import build_pipeline, create_environment
 
@@ -42,8 +46,8 @@ class JobHandle:
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
         # Progress and counters describe this run (one job per Redis database).
         self.redis.delete(PROGRESS_KEY, STATS_KEY)
-        env = create_environment(settings, extra_config)
-        build_pipeline(env, settings, branches)
+        env = create_environment(settings, extra_config, branches, resume=resume)
+        (pipeline or build_pipeline)(env, settings, branches)
         self.client = env.execute_async("driftline")
         self.started = time.monotonic()
 

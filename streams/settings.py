@@ -54,9 +54,12 @@ class JobSettings(BaseModel):
     #: Feature state is split into this many shards (Flink keys); fixed for the life of
     #: the job's state, and at least the parallelism you will ever run at.
     shards: int = Field(16, ge=1, le=1024)
-    #: How long Python operators gather records before processing them: the latency
-    #: floor of the Python stages, traded against their per-bundle overhead.
-    python_bundle_ms: int = Field(200, ge=1)
+    #: Latency against overhead: how long Python operators gather records before
+    #: processing them, how long a network buffer may wait to fill, and how often sources
+    #: emit watermarks (Flink's defaults for the last two).
+    python_bundle_ms: int = Field(1000, ge=1)
+    network_buffer_ms: int = Field(100, ge=0)
+    watermark_interval_ms: int = Field(200, ge=1)
 class DriftSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -106,8 +109,39 @@ class Settings(BaseSettings):
         return host or "127.0.0.1", int(port)
 
 
+PREFIX = "DRIFTLINE_"
+#: ``DRIFTLINE_*`` variables that are not settings: the config file, what we export for
+#: Feast's yaml, and the benchmarks' tool paths.
+NOT_SETTINGS = frozenset({"DRIFTLINE_CONFIG", "DRIFTLINE_FEAST_REDIS", "DRIFTLINE_PYSPY",
+                          "DRIFTLINE_ALIBI_VENV"})
+
+
+def unknown_field(key: str) -> str | None:
+    """Why ``DRIFTLINE_A__B`` names no Settings field (``__`` nests), or None."""
+    model: type[BaseModel] = Settings
+    parts = key.removeprefix(PREFIX).lower().split("__")
+    for depth, part in enumerate(parts):
+        if part not in model.model_fields:
+            return f"{'.'.join(parts[:depth + 1])} is not a setting"
+        inner = model.model_fields[part].annotation
+        if depth < len(parts) - 1:
+            if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+                return f"{part} has no nested settings"
+            model = inner
+    return None
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Build settings from the environment (and ``DRIFTLINE_CONFIG``), naming a bad field."""
+    """Build settings from the environment (and ``DRIFTLINE_CONFIG``), naming a bad field.
+
+    A ``DRIFTLINE_*`` variable that names no setting is refused, naming the variable: a
+    misspelt one (``DRIFTLINE_REDIS_URI``) would otherwise silently leave the default.
+    """
+    for key in sorted(os.environ):
+        if key.startswith(PREFIX) and key not in NOT_SETTINGS:
+            why = unknown_field(key)
+            if why is not None:
+                raise ConfigError(key, f"unknown variable: {why}")
     env_file = os.environ.get("DRIFTLINE_CONFIG")
     try:
         return Settings(_env_file=env_file, **overrides)  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
@@ -35,8 +36,16 @@ class ServiceStatus:
     detail: str = ""
 
 
+def _address(settings: Settings, name: str) -> str:
+    if name == "broker":
+        return "{}:{}".format(*settings.broker_host_port)
+    url = redis.connection.parse_url(settings.redis_url)
+    return f"{url.get('host', '127.0.0.1')}:{url.get('port', 6379)}"
+
+
 def _pidfile(settings: Settings, name: str) -> Path:
-    return settings.state_dir / f"{name}.pid"
+    """One file per service and address: ``down`` stops only what ``up`` started there."""
+    return settings.state_dir / f"{name}-{_address(settings, name).replace(':', '-')}.pid"
 
 
 def _admin(settings: Settings) -> AdminClient:
@@ -157,14 +166,17 @@ def up(settings: Settings) -> list[str]:
     return lines
 
 
-def _stop(pidfile: Path) -> bool:
+def _stop(pidfile: Path, binary: str) -> bool:
+    """Stop the process ``pidfile`` names, if it is still the ``binary`` we started."""
     if not pidfile.exists():
         return False
     pid = int(pidfile.read_text())
     pidfile.unlink()
     try:
+        if binary not in " ".join(psutil.Process(pid).cmdline()):
+            return False  # the pid was reused by another process: not ours to stop
         os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
+    except (ProcessLookupError, psutil.Error):
         return False
     for _ in range(50):
         try:
@@ -179,9 +191,11 @@ def _stop(pidfile: Path) -> bool:
 def down(settings: Settings) -> list[str]:
     """Stop only what ``up`` started; leave services that were already running."""
     lines = []
-    for name in ("broker", "redis"):
-        stopped = _stop(_pidfile(settings, name))
-        lines.append(f"{name}: {'stopped' if stopped else 'not started by driftline; left alone'}")
+    for name, binary in (("broker", "tansu"), ("redis", "redis-server")):
+        stopped = _stop(_pidfile(settings, name), binary)
+        where = _address(settings, name)
+        lines.append(f"{name} {where}: " + ("stopped" if stopped else
+                                            "not started by driftline here; left alone"))
     return lines
 
 

@@ -16,6 +16,14 @@ STATS_KEY = "driftline:stats"
 PROGRESS_KEY = "driftline:progress"
 
 
+def add_stats(client, counts: dict[str, int]) -> None:
+    """Add ``counts`` to ``driftline:stats`` in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for name, n in counts.items():
+        pipe.hincrby(STATS_KEY, name, n)
+    pipe.execute()
+
+
 class LateCounter(MapFunction):
     """Counts records that arrived behind the watermark: ``late_records``."""
 
@@ -23,12 +31,15 @@ class LateCounter(MapFunction):
         self.redis_url = redis_url
 
     def open(self, runtime_context: RuntimeContext) -> None:
-        import redis
+        from streams.retry import redis_client
 
-        self.redis = redis.Redis.from_url(self.redis_url)
+        self.redis = redis_client(self.redis_url)
         self.counter = runtime_context.get_metrics_group().counter("late_records")
 
     def map(self, value: LateRecords) -> int:
+        from streams.retry import until_done
+
         self.counter.inc(value.count)
-        self.redis.hincrby(STATS_KEY, "late_records", value.count)
+        until_done(lambda: add_stats(self.redis, {"late_records": value.count}),
+                   "late counter")
         return value.count

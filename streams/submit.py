@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings()
         require_stack(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        env = create_environment(settings)
+        env = create_environment(settings, branches=branches)
         build_pipeline(env, settings, branches)
         client = env.execute_async(args.name)
     except DriftlineError as exc:

@@ -20,7 +20,7 @@ from streams.settings import Settings
 def redis_sink(settings: Settings) -> Sink:
     from features.feast_repo import project_name
     from features.plans import load_view_plans
-    from features.redis_writer import FeastRedisWriter, _value_proto
+    from features.redis_writer import FeastRedisWriter, value_proto
 
     plans = load_view_plans(settings.feature_repo)
     writer = FeastRedisWriter(settings.redis_url, project_name(settings.feature_repo), plans)
@@ -43,7 +43,7 @@ def redis_sink(settings: Settings) -> Sink:
                 if isinstance(value, float) and math.isnan(value):
                     value = None
                 field, dtype = spec[name]
-                mapping[field] = _value_proto(dtype, value)
+                mapping[field] = value_proto(dtype, value)
             pipe.hset(writer.redis_key(view, entity), mapping=mapping)
         pipe.execute()
 

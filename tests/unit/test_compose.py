@@ -26,13 +26,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from streams import assets, cli, submit
-from streams.settings import Settings
+from streams.settings import PREFIX, Settings, unknown_field
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "DRIFTLINE_"
 NOT_FIELDS = {"DRIFTLINE_CONFIG"}  # names the settings file; load_settings reads it
 # Fields producer, job and readers must agree on, or records go unread or undecodable.
 SHARED = ("bootstrap_servers", "redis_url", "schema_registry_url", "state_dir", "topics",
@@ -82,21 +81,6 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.partition("=")[::2] for item in env)
     return {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in env.items()}
-
-
-def unknown_field(key: str) -> str | None:
-    """Why ``DRIFTLINE_A__B`` names no Settings field (``__`` nests), or None."""
-    model: type[BaseModel] = Settings
-    parts = key.removeprefix(PREFIX).lower().split("__")
-    for depth, part in enumerate(parts):
-        if part not in model.model_fields:
-            return f"{key}: {'.'.join(parts[:depth + 1])} is not a Settings field"
-        inner = model.model_fields[part].annotation
-        if depth < len(parts) - 1:
-            if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
-                return f"{key}: {part} has no nested fields"
-            model = inner
-    return None
 
 
 @contextlib.contextmanager
@@ -451,12 +435,12 @@ def _with_dockerfile(dep: Deployment, old: str, new: str) -> Deployment:
 
 BREAKAGES = {
     "unknown field": (lambda d: _with_env(d, "simulator", DRIFTLINE_TOPICS__INPUTS="x"),
-                      "topics.inputs is not a Settings field"),
+                      "topics.inputs is not a setting"),
     "Feast's variable is derived, not set": (
         lambda d: _with_env(d, "init", DRIFTLINE_FEAST_REDIS="redis:6379,db=0"),
-        "feast_redis is not a Settings field"),
+        "feast_redis is not a setting"),
     "nested under a scalar": (lambda d: _with_env(d, "init", DRIFTLINE_REDIS_URL__DB="1"),
-                              "redis_url has no nested fields"),
+                              "redis_url has no nested settings"),
     "invalid value": (lambda d: _with_env(d, "taskmanager", DRIFTLINE_JOB__PARALLELISM="0"),
                       "invalid job.parallelism"),
     "bootstrap names no service": (

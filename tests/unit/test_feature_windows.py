@@ -18,7 +18,7 @@ import pytest
 
 from features.aggregations import make_aggregate
 from features.plans import FeatureSpec, ViewPlan
-from features.sql import layout
+from features.sql import SLOT_TYPES, layout
 from features.tiles import END_OF_INPUT, PaneBatch, ShardTiles, ViewWindows
 from schemas.errors import ConfigError
 from tests.oracle import expected_features, same
@@ -116,15 +116,16 @@ def _batches(plan: ViewPlan, panes: dict, pane_end: int) -> list[PaneBatch]:
         if not by_entity:
             out.append(PaneBatch(plan.name, shard, pane_end, (), ()))
             continue
-        entities = sorted(by_entity)
-        slots: dict[str, list[list]] = {k: [] for k in ("long", "double", "string",
-                                                        "string_set", "double_list")}
-        for spec, cells in zip(plan.features, lay.slots, strict=True):
-            per_entity = [jvm_partial_columns(spec.function, by_entity[e], spec.column)
-                          for e in entities]
-            for j, (kind, _) in enumerate(cells):
-                slots[kind].append([values[j] for values in per_entity])
-        out.append(PaneBatch.from_slots(plan, lay, shard, pane_end, entities, slots))
+        items = []
+        for entity in sorted(by_entity):
+            slots: dict[str, list] = {k: [] for k in SLOT_TYPES}
+            for spec, cells in zip(plan.features, lay.slots, strict=True):
+                values = jvm_partial_columns(spec.function, by_entity[entity], spec.column)
+                for (kind, index), value in zip(cells, values, strict=True):
+                    assert len(slots[kind]) == index  # the layout fills slots in order
+                    slots[kind].append(value)
+            items.append((entity, *(slots[k] or None for k in SLOT_TYPES)))
+        out.append(PaneBatch.from_items(plan, lay, shard, pane_end, items))
     return out
 
 

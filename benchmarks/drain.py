@@ -1,0 +1,263 @@
+"""Backlog drain: CPU per event of the real job against a decode-only floor and the
+Feast-SDK pandas consumer, on the same events, in the same run.
+
+    python -m benchmarks.drain [--quick] [--parallelism 1 2]
+
+The events are what a busy deployment sees: thousands of employees over hours of event
+time (so windows slide and decay across many boundaries), Avro, written by a plain
+producer (record timestamps at send time). Each system drains the same backlog from its
+own topic.
+
+For a Flink job the JVM's start, planning and JIT compilation would dominate a short run,
+so the job first drains a warm-up share of the events, then the rest is written to its
+topic at full speed (by a separate process) and only that second drain is measured: CPU
+seconds of the JVM and its Python workers from the first write to the moment every
+feature is in Redis. The peer measures itself from its first batch. The broker's CPU is
+reported separately: the job's validated topic is a second trip through it.
+
+Writes benchmarks/results/drain.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.drift_report import (
+    RESULTS,
+    ROOT,
+    command,
+    header_lines,
+    log,
+    machine,
+    now_utc,
+    table,
+    versions,
+    write_json,
+)
+from benchmarks.pipeline_baselines import _result, _start
+from benchmarks.pipeline_job import (
+    MeasuredJob,
+    apply_repo,
+    copy_repo,
+    isolated_settings,
+    job_cpu_meter,
+    tree_cpu_meter,
+)
+from streams.settings import Settings
+
+TAG = "drain"
+MODES = {"quick": {"events": 80_000, "hours": 6.0, "warmup": 0.5},
+         "standard": {"events": 240_000, "hours": 8.0, "warmup": 0.5}}
+EMPLOYEES_PER_TENANT, TENANTS = 750, 4
+FIVE_MIN = 300_000
+
+
+def serialized_events(settings: Settings, count: int, hours: float) -> tuple[list, int]:
+    """(key, Avro value) of seeded events, and the newest event time."""
+    from streams.producer import serializers, simulated_events
+
+    events = simulated_events(settings, count, hours, seed=17, tenants=TENANTS,
+                              employees_per_tenant=EMPLOYEES_PER_TENANT)
+    encode = serializers(settings, "avro")(0)
+    return ([(e["employee_id"].encode(), encode(e)) for e in events],
+            max(e["event_time"] for e in events))
+
+
+def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    """Child process: a plain producer (default timestamps), as fast as it goes."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20,
+                         "batch.num.messages": 10_000,
+                         "queue.buffering.max.messages": 1_000_000})
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+
+
+def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
+    proc = mp.get_context("spawn").Process(
+        target=_produce, args=(settings.bootstrap_servers, settings.topics.input, records))
+    proc.start()
+    proc.join()
+
+
+def broker_process() -> psutil.Process | None:
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] == "tansu":
+            return p
+    return None
+
+
+def floor_pipeline(env, settings: Settings, branches) -> None:
+    """Kafka source + the decode UDF, nothing else: what every design pays at least."""
+    from pyflink.table import StreamTableEnvironment
+
+    from streams import stack
+    from streams.job import decoded_view
+
+    partitions = stack.ensure_topics(settings)[settings.topics.input]
+    t_env = StreamTableEnvironment.create(env)
+    decoded_view(t_env, settings, partitions)
+    t_env.execute_sql("CREATE TEMPORARY TABLE floor_sink (s STRING) WITH ('connector' = "
+                      "'blackhole')")
+    statements = t_env.create_statement_set()
+    statements.add_insert_sql("INSERT INTO floor_sink SELECT r.status FROM decoded")
+    statements.attach_as_datastream()
+
+
+def _wait(done, what: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def run_flink(label: str, settings: Settings, records: list, split: int, newest_ms: int,
+              pipeline=None, parallelism: int = 1) -> dict[str, Any]:
+    """Warm-up drain, then the measured one; returns CPU by process and throughput."""
+    is_floor = pipeline is not None
+    branches = [] if is_floor else ["features", "drift"]
+    job = MeasuredJob(settings, branches, pipeline=pipeline, parallelism=parallelism)
+    target = (newest_ms - settings.job.max_out_of_orderness_ms) // FIVE_MIN * FIVE_MIN - FIVE_MIN
+
+    def accepted() -> int:
+        return job.counter("PythonCalc", "records_accepted")
+
+    try:
+        produce(settings, records[:split])
+        log(TAG, f"{label}: warming up on {split:,} events")
+        _wait(lambda: accepted() >= split and (is_floor or job.processed() >= split),
+              "the warm-up drain", 600)
+        time.sleep(3)  # let the warm-up's last windows fire
+        cpu, broker = job_cpu_meter(), broker_process()
+        broker_cpu = tree_cpu_meter(broker) if broker else None
+        started = time.monotonic()
+        log(TAG, f"{label}: draining {len(records) - split:,} more")
+        produce(settings, records[split:])
+        if is_floor:
+            _wait(lambda: accepted() >= len(records), "the floor's drain", 900)
+        else:
+            _wait(lambda: job.caught_up(target), "every feature in Redis", 900)
+        wall = time.monotonic() - started
+        used = cpu.read()
+        out = {"events": len(records) - split, "cpu_s": used, "wall_s": wall,
+               "cpu_s_per_10k": used / (len(records) - split) * 10_000,
+               "events_per_s": (len(records) - split) / wall,
+               "cpu_s_by_process": cpu.by_process(), "parallelism": parallelism,
+               "broker_cpu_s": broker_cpu.read() if broker_cpu else None,
+               "stats": job.stats()}
+        log(TAG, f"{label}: {out['cpu_s_per_10k']:.3f} CPU s per 10k, "
+                 f"{out['events_per_s']:,.0f} events/s")
+        return out
+    finally:
+        job.cancel()
+
+
+def run_peer(name: str, settings: Settings, records: list) -> dict[str, Any]:
+    produce(settings, records)
+    broker = broker_process()
+    broker_cpu = tree_cpu_meter(broker) if broker else None
+    log(TAG, f"{name}: draining {len(records):,} events")
+    out = _result(_start(name, settings, f"bench:{name}:{uuid.uuid4().hex[:6]}",
+                         expect=len(records)), timeout_s=900)
+    out["broker_cpu_s"] = broker_cpu.read() if broker_cpu else None
+    log(TAG, f"{name}: {out['cpu_s_per_10k']:.3f} CPU s per 10k")
+    return out
+
+
+def _dump_partial(out: Path, runs: dict[str, Any]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "drain.partial.json", {"runs": runs})
+
+
+def markdown(r: dict[str, Any]) -> str:
+    runs = r["runs"]
+    base = runs["feast_push"]["cpu_s_per_10k"]
+    floor = runs["floor"]["cpu_s_per_10k"]
+    rows = []
+    names = {"floor": "decode-only floor (Kafka source + decode UDF)",
+             "feast_push": "Feast SDK write (pandas micro-batches, no decay)"}
+    for key, run in runs.items():
+        label = names.get(key) or f"driftline, features + drift, parallelism {run['parallelism']}"
+        rows.append([label, f"{run['cpu_s_per_10k']:.3f}", f"{base / run['cpu_s_per_10k']:.2f}x",
+                     f"{run['cpu_s_per_10k'] / floor:.2f}x", f"{run['events_per_s']:,.0f}",
+                     f"{run['broker_cpu_s'] / run['events'] * 1e4:.3f}"
+                     if run.get("broker_cpu_s") is not None else "n/a"])
+    lines = ["## Backlog drain: CPU per event against the floor and the Feast path", "",
+             *header_lines(r["meta"]), "",
+             f"{r['events']:,} events (Avro, plain producer) from "
+             f"{TENANTS * EMPLOYEES_PER_TENANT:,} employees in {TENANTS} tenants over "
+             f"{r['hours']:g} h of event time; each system drains the same events. Flink runs "
+             f"measure the last {1 - r['warmup']:.0%} after a warm-up drain.", "",
+             table(["system", "CPU s / 10k events", "events per CPU s vs Feast path",
+                    "CPU vs floor", "events/s (wall)", "broker CPU s / 10k"], rows), ""]
+    for key, run in runs.items():
+        if "cpu_s_by_process" in run:
+            split = ", ".join(f"{k} {v:.1f} s" for k, v in run["cpu_s_by_process"].items())
+            lines.append(f"- {key}: CPU by process: {split}")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks.drain", description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--parallelism", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    mode_name = "quick" if args.quick else "standard"
+    mode = MODES[mode_name]
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    meta = {"machine": machine(), "date": now_utc(), "mode": mode_name, "settings": mode,
+            "command": command("benchmarks.drain", sys.argv[1:] if argv is None else argv),
+            "versions": versions("apache-flink", "feast", "confluent-kafka", "pandas")}
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="driftline-drain-"))
+    try:
+        repo = copy_repo(ROOT / "feature_repo", work / "repo")
+        first = isolated_settings(work, repo)
+        apply_repo(first)
+        records, newest = serialized_events(first, mode["events"], mode["hours"])
+        split = int(len(records) * mode["warmup"])
+        runs: dict[str, Any] = {}
+        runs["floor"] = run_flink("floor", isolated_settings(work, repo), records, split,
+                                  newest, pipeline=floor_pipeline)
+        for p in args.parallelism:
+            runs[f"driftline_p{p}"] = run_flink(f"driftline p={p}",
+                                                isolated_settings(work, repo), records,
+                                                split, newest, parallelism=p)
+            _dump_partial(args.out, runs)
+        runs["feast_push"] = run_peer("feast_push", isolated_settings(work, repo),
+                                      records[split:])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    meta["duration_s"] = time.monotonic() - started
+    result = {"meta": meta, "events": mode["events"], "hours": mode["hours"],
+              "warmup": mode["warmup"], "runs": runs}
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(args.out / "drain.json", result)
+    (args.out / "drain.md").write_text(markdown(result))
+    log(TAG, f"done in {meta['duration_s']:.0f} s; wrote {args.out}/drain.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

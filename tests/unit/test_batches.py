@@ -1,0 +1,59 @@
+"""The JVM-to-Python batch rows: SQL interval literals, and rows -> typed records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from drift.monitor import default_monitor
+from drift.slices import slice_ms
+from features.plans import load_view_plans
+from features.sql import SLOT_TYPES, interval, layout
+from streams.batches import DRIFT, LATE, DriftSlice, LateRecords, RecordBuilder
+
+END = datetime(2026, 12, 1, 10, 5, 0, 1000)  # a pane ending 10:05:00.000, plus 1 ms
+
+
+@pytest.mark.parametrize(("ms", "sql"), [
+    (300_000, "INTERVAL '5' MINUTE"), (3_600_000, "INTERVAL '1' HOUR"),
+    (86_400_000, "INTERVAL '1' DAY"), (604_800_000, "INTERVAL '7' DAY"),
+    (90_000, "INTERVAL '90' SECOND(2)"), (6_000_000, "INTERVAL '6000' SECOND(4)"),
+    (500, "INTERVAL '0.500' SECOND(2, 3)"),
+    (1, "INTERVAL '0.001' SECOND(2, 3)"),
+])
+def test_interval_literals_use_a_unit_the_planner_accepts(ms, sql):
+    assert interval(ms) == sql
+
+
+def test_a_pane_row_becomes_a_batch_of_per_entity_partials():
+    plan = next(p for p in load_view_plans("feature_repo") if p.name == "tenant_load")
+    lay = layout(plan)
+    slots = {kind: [] for kind in SLOT_TYPES}
+    values = {"interactions_5m": (7,), "p95_latency_ms_5m": ([10.0, 30.0, 20.0],),
+              "escalation_rate_1h": (2.0, 8)}
+    for spec, cells in zip(plan.features, lay.slots, strict=True):
+        for (kind, index), value in zip(cells, values[spec.name], strict=True):
+            assert len(slots[kind]) == index
+            slots[kind].append(value)
+    item = ("acme", *(slots[k] or None for k in SLOT_TYPES))
+    batch = RecordBuilder([plan], None, 900_000)(("pane", plan.name, "3", END, [item]))
+    assert batch.shard == 3 and batch.entities == ("acme",)
+    assert batch.pane_end == int(END.timestamp() * 1000) - 1  # the 1 ms offset undone
+    got = dict(zip((f.name for f in plan.features), batch.partials[0], strict=True))
+    assert got == {"interactions_5m": 7, "p95_latency_ms_5m": (10.0, 30.0, 20.0),
+                   "escalation_rate_1h": (2.0, 8)}
+
+
+def test_drift_and_late_rows_become_slices_and_counts():
+    monitor = default_monitor()
+    builder = RecordBuilder([], monitor, 900_000)
+    item = (None, None, [100.0, 0.5, None], ["leave", "web"], None, [[0.1, 0.2]])
+    piece = builder((DRIFT, monitor.name, "acme", END, [item, item]))
+    assert isinstance(piece, DriftSlice) and piece.key == "acme" and piece.n == 2
+    assert piece.columns["satisfaction"] == [None, None]
+    assert piece.columns["channel"] == ["web", "web"]
+    assert piece.columns["embedding"] == [[0.1, 0.2], [0.1, 0.2]]
+    assert piece.end_ms - piece.start_ms == slice_ms(900_000)
+    late = builder((LATE, LATE, LATE, END, [(None, [12], None, None, None, None)]))
+    assert late == LateRecords(12)
