@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "drain.json", result)
     (args.out / "drain.md").write_text(markdown(result))
+    (args.out / "drain.partial.json").unlink(missing_ok=True)
     log(TAG, f"done in {meta['duration_s']:.0f} s; wrote {args.out}/drain.md")
     return 0
 
