@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import time
 import urllib.request
 import uuid
@@ -72,25 +71,19 @@ def apply_repo(settings: Settings) -> None:
     apply(settings.feature_repo, settings.redis_url)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class MeasuredJob(JobHandle):
     """``JobHandle`` plus a REST port and 1 s metric refresh; reads Flink's metrics."""
 
     def __init__(self, settings: Settings, branches: list[str],
                  pipeline: Callable[..., None] | None = None,
                  parallelism: int | None = None) -> None:
-        self.port = _free_port()
+        job: dict[str, int] = {"rest_port": 0, "metrics_port": 0}  # free ones
         if parallelism is not None:
-            settings = settings.model_copy(update={"job": settings.job.model_copy(
-                update={"parallelism": parallelism})})
-        super().__init__(settings, branches, extra_config={
-            "rest.bind-port": str(self.port), "rest.port": str(self.port),
-            "metrics.fetcher.update-interval": "1000"}, pipeline=pipeline)
+            job["parallelism"] = parallelism
+        settings = settings.model_copy(update={"job": settings.job.model_copy(update=job)})
+        super().__init__(settings, branches, pipeline=pipeline,
+                         extra_config={"metrics.fetcher.update-interval": "1000"})
+        self.port = self.settings.job.rest_port
         self.job_id = str(self.client.get_job_id())
         self._found: dict[str, list[tuple[str, str]]] = {}
 

@@ -283,8 +283,8 @@ METHOD = [
     "the windows' source (the validated topic) gives the processed count (Tansu's high "
     "watermark is unusable for lag).",
     "- CPU: user + system seconds from /proc (psutil) of the Flink JVM and its Python worker "
-    "processes (process mode, one per slot). Baselines = their process. The broker is excluded "
-    "for all (benchmarks/drain.py reports it); Redis is shown separately.",
+    "processes (process mode, one per Python operator). Baselines = their process. The "
+    "broker is excluded for all (benchmarks/drain.py reports it); Redis is shown separately.",
     "- Freshness probes: a separate process produces one never-seen employee every 250 ms and "
     "polls the Feast SDK every 20 ms; freshness = first read showing `interactions_1h == 1` "
     "minus the produce call (resolution ~20 ms + one read). Probes unseen after 20 s count as "

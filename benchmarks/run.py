@@ -33,6 +33,7 @@ BENCHMARKS = [
     ("pipeline", "benchmarks.pipeline", "pipeline.md"),
     ("drift_cost", "benchmarks.drift_cost", "drift.md"),
     ("drift_quality", "benchmarks.drift_quality", "drift_quality.md"),
+    ("recovery", "benchmarks.recovery", "recovery.md"),
 ]
 
 INTRO = """# Benchmark results

@@ -199,7 +199,8 @@ class MonitorEvaluator:
             if rej:
                 alerts.append(
                     self._alert(
-                        outcome, len(run), window_start_ms, window_end_ms, tenant_id, detected
+                        outcome, len(run), window_start_ms, window_end_ms, tenant_id, detected,
+                        skipped,
                     )
                 )
         return WindowEvaluation(alerts=alerts, outcomes=outcomes, skipped=skipped)
@@ -251,6 +252,7 @@ class MonitorEvaluator:
         window_end_ms: int,
         tenant_id: str | None,
         detected_at_ms: int,
+        skipped: list[SkippedCheck],
     ) -> dict[str, Any]:
         cfg, res = self.config, outcome.result
         details = {
@@ -260,6 +262,12 @@ class MonitorEvaluator:
             "correction": cfg.correction,
             "n_tests": n_tests,
         }
+        if skipped:
+            # The tests this window did not run: a consumer must not read their absence
+            # as "no drift there".
+            details["skipped"] = {
+                f"{s.column}:{stat}": s.reason for s in skipped for stat in s.statistics
+            }
         return {
             "alert_id": alert_id(
                 cfg.name,

@@ -39,6 +39,9 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         mark = "ok  " if s.healthy else "DOWN"
         managed = " (started by driftline)" if s.managed else ""
         print(f"{mark} {s.name:7} {s.address}{managed} {s.detail}".rstrip())
+    from streams.views import job_lines
+
+    _print(job_lines(settings, redis_up=any(s.name == "redis" and s.healthy for s in statuses)))
     return 0 if all(s.healthy for s in statuses) else 1
 
 
@@ -62,7 +65,8 @@ def cmd_produce(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     from streams.runner import run_jobs
 
-    run_jobs(settings, branches=args.branches, duration_s=args.duration)
+    run_jobs(settings, branches=args.branches, duration_s=args.duration,
+             resume=not args.fresh)
     return 0
 
 
@@ -84,6 +88,27 @@ def cmd_alerts(settings: Settings, args: argparse.Namespace) -> int:
 
     require_stack(settings, redis_=False)
     follow_alerts(settings, follow=not args.no_follow, idle_timeout_s=args.timeout)
+    return 0
+
+
+def cmd_cluster(settings: Settings, args: argparse.Namespace) -> int:
+    from streams import cluster
+
+    if args.action == "up":
+        _print(cluster.up(settings, taskmanagers=args.taskmanagers))
+    elif args.action == "submit":
+        from streams.runner import require_stack
+
+        require_stack(settings)
+        job_id = cluster.submit(settings, args.branches)
+        print(f"submitted job {job_id}; `driftline status` follows it")
+    elif args.action == "status":
+        from streams.views import job_lines
+
+        _print(cluster.status(settings))
+        _print(job_lines(settings, redis_up=True))
+    else:
+        _print(cluster.down(settings))
     return 0
 
 
@@ -118,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branches", default="features,drift", type=parse_branches,
                    help="comma-separated: features, drift")
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    p.add_argument("--fresh", action="store_true",
+                   help="do not resume from the last checkpoint: rebuild the windows from "
+                        "the validated topic")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("lookup", help="print features read through the Feast SDK")
@@ -129,6 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-follow", action="store_true", help="print what is there and exit")
     p.add_argument("--timeout", type=float, default=None, help="exit after N idle seconds")
     p.set_defaults(func=cmd_alerts)
+
+    p = sub.add_parser("cluster", help="a standalone Flink cluster from the wheel: "
+                                       "up | submit | status | down")
+    p.add_argument("action", choices=["up", "submit", "status", "down"])
+    p.add_argument("--taskmanagers", type=int, default=2, help="for up: how many to run")
+    p.add_argument("--branches", default="features,drift", type=parse_branches,
+                   help="for submit: comma-separated: features, drift")
+    p.set_defaults(func=cmd_cluster)
 
     p = sub.add_parser("demo", help="the whole product, end to end, in a few minutes")
     p.add_argument("--events", type=int, default=60_000)

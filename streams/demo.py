@@ -26,6 +26,11 @@ from streams.simulator import DriftInjection, tenant_ids
 from streams.views import feature_table, format_alert, read_alerts
 
 HOURS = 8.0
+#: The traffic is a backfill ending at a fixed moment, not "now": its load
+#: follows each tenant's local hour and weekday, so a now-relative stream would be
+#: different data every hour, and at night the drifting tenant's windows are too small
+#: to test. Event time comes from the payload, so a replay of the past is served as is.
+END_MS = 1_796_172_600_000  # 2026-12-02 00:50 UTC
 #: The injected drift: one tenant's response latency moves up 0.75 standard deviations.
 DRIFT_COLUMN, DRIFT_SD, DRIFT_FROM, DRIFT_TENANT = "response_latency_ms", 0.75, 0.6, 0
 #: Drift is monitored per tenant (their channel mixes differ, and their shares of the
@@ -80,7 +85,7 @@ def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started
     _step(4, f"producing {count:,} simulated interactions (Avro and JSON) over {HOURS:g} h of "
              f"mean load; from event {drift.start_count:,} on, tenant {tenant}'s "
              f"{drift.column} drifts (mean +{DRIFT_SD:g} standard deviations)")
-    events = simulated_events(settings, count, HOURS, seed=7, drift=drift)
+    events = simulated_events(settings, count, HOURS, seed=7, drift=drift, end_ms=END_MS)
     print(f"  (event time {_hhmm(events[0])} to {_hhmm(events[-1])} UTC; the drift starts "
           f"at {_hhmm(events[drift.start_count or 0])})", flush=True)
     produce_events(settings, events, "mixed", total=count)

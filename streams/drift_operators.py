@@ -28,7 +28,7 @@ from streams.batches import ALL_TENANTS
 from streams.retry import redis_client, until_done
 from streams.routing import recent_keys
 from streams.settings import Settings
-from streams.stats import add_stats
+from streams.stats import add_stats, stats_key
 
 log = logging.getLogger("driftline.drift")
 #: Output rows: Kafka key and value of one alert.
@@ -59,6 +59,7 @@ class DriftMonitor(KeyedProcessFunction):
         # checkpoint): each alert id is sent once.
         self.sent = recent_keys(self.settings.bootstrap_servers, self.settings.topics.alerts)
         self.redis = redis_client(self.settings.redis_url)
+        self.stats_key = stats_key(self.settings)
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.profile = runtime_context.get_state(ValueStateDescriptor("profile", pickled))
         # window end -> accumulators (or, before the reference exists, raw columns)
@@ -66,7 +67,8 @@ class DriftMonitor(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.tested = metrics.counter("drift_windows_tested")
         self.failed = metrics.counter("drift_windows_failed")
-        self.skipped_tests = metrics.counter("drift_tests_skipped")
+        self.metrics = metrics
+        self.skipped_tests: dict[str, Any] = {}  # column -> counter
 
     def _current_profile(self):
         return self.static_profile or self.profile.value()
@@ -120,7 +122,10 @@ class DriftMonitor(KeyedProcessFunction):
             for skip in evaluation.skipped:
                 name = f"drift_tests_skipped:{skip.column}"
                 stats[name] = stats.get(name, 0) + len(skip.statistics)
-                self.skipped_tests.inc(len(skip.statistics))
+                if skip.column not in self.skipped_tests:
+                    self.skipped_tests[skip.column] = self.metrics.add_group(
+                        "column", skip.column).counter("drift_tests_skipped")
+                self.skipped_tests[skip.column].inc(len(skip.statistics))
             for alert in evaluation.alerts:
                 alert_key = alert["alert_id"].encode()
                 if alert_key not in self.sent:
@@ -128,7 +133,7 @@ class DriftMonitor(KeyedProcessFunction):
                     yield Row(key=alert_key, value=self.serialize(alert))
         self.windows.update(windows)
         if stats:
-            until_done(lambda: add_stats(self.redis, stats), "drift counters")
+            until_done(lambda: add_stats(self.redis, self.stats_key, stats), "drift counters")
 
     def _maybe_fit_reference(self, windows: dict[int, Any], closed: list[int], key: str) -> None:
         """Once the closed windows hold enough events, they become the reference (and

@@ -17,7 +17,8 @@ from pyflink.datastream.state import ValueStateDescriptor
 from features.plans import ViewPlan
 from features.tiles import PaneBatch, ShardTiles, ViewWindows, latest_per_entity
 from streams.retry import redis_client, until_done
-from streams.stats import PROGRESS_KEY
+from streams.settings import Settings
+from streams.stats import progress_key
 
 
 def shard_key(view: str, shard: int) -> str:
@@ -28,7 +29,7 @@ class FeatureTiles(KeyedProcessFunction):
     """Folds pane batches into one shard's tiles; writes due rows as event time passes.
 
     Progress: after a timer, every row of this shard up to the watermark is in Redis;
-    the hash ``driftline:progress`` holds that watermark per ``<view>/<shard>``, and a
+    the hash ``driftline:<group>:progress`` holds that watermark per ``<view>/<shard>``, and a
     view has reached event time T when all its shards have (streams/runner.py). It is
     written with the shard's rows, or, when a timer wrote none, at most every
     ``PROGRESS_EVERY_MS`` of processing time (a pending report is flushed by a
@@ -37,8 +38,9 @@ class FeatureTiles(KeyedProcessFunction):
 
     PROGRESS_EVERY_MS = 500
 
-    def __init__(self, plans: list[ViewPlan], redis_url: str, project: str) -> None:
-        self.plans, self.redis_url, self.project = plans, redis_url, project
+    def __init__(self, plans: list[ViewPlan], settings: Settings, project: str) -> None:
+        self.plans, self.redis_url, self.project = plans, settings.redis_url, project
+        self.progress_key = progress_key(settings)
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from features.redis_writer import FeastRedisWriter
@@ -52,6 +54,15 @@ class FeatureTiles(KeyedProcessFunction):
         self.written = metrics.counter("feature_rows_written")
         self.refused = metrics.counter("feature_rows_refused_older")
         self.reported: dict[str, tuple[int, float]] = {}  # key -> (through, wall time)
+        for plan in self.plans:  # wall clock minus the event time written, per view
+            metrics.add_group("view", plan.name).gauge(
+                "event_time_lag_ms", lambda view=plan.name: self._lag_ms(view))
+
+    def _lag_ms(self, view: str) -> int:
+        """How far this subtask's slowest shard of ``view`` is behind the wall clock
+        (-1 before it wrote anything)."""
+        marks = [t for key, (t, _) in self.reported.items() if key.startswith(f"{view}/")]
+        return int(time.time() * 1000) - min(marks) if marks else -1
 
     def process_element(self, batch: PaneBatch, ctx: KeyedProcessFunction.Context):
         tiles = self.state.value() or ShardTiles()
@@ -99,9 +110,9 @@ class FeatureTiles(KeyedProcessFunction):
             return False
         mapping = {key: str(tiles.through), "updated_at": str(int(time.time() * 1000))}
         if pipe is not None:
-            pipe.hset(PROGRESS_KEY, mapping=mapping)
+            pipe.hset(self.progress_key, mapping=mapping)
         else:
-            until_done(lambda: self.writer.client.hset(PROGRESS_KEY, mapping=mapping),
+            until_done(lambda: self.writer.client.hset(self.progress_key, mapping=mapping),
                        f"progress of {key}")
         self.reported[key] = (tiles.through, now)
         return True

@@ -22,7 +22,7 @@ from pyflink.table.udf import FunctionContext, ScalarFunction
 from schemas.validated import column_types
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
-from streams.stats import add_stats
+from streams.stats import add_stats, stats_key
 
 VALID, REJECTED, SKIPPED = "valid", "rejected", "skipped"
 
@@ -66,6 +66,7 @@ class DecodeInteractions(ScalarFunction):
         self.skipped = self.metrics.counter("records_skipped_after_restore")
         self.rejected: dict[str, Any] = {}
         self.redis = redis_client(self.settings.redis_url)
+        self.stats_key = stats_key(self.settings)
 
     def eval(self, keys: pd.Series, values: pd.Series, partitions: pd.Series,
              offsets: pd.Series) -> pd.DataFrame:
@@ -127,4 +128,5 @@ class DecodeInteractions(ScalarFunction):
             counter.inc(n)
         if kinds:
             counts = {f"dead_letter:{kind}": n for kind, n in kinds.items()}
-            until_done(lambda: add_stats(self.redis, counts), "dead-letter counters")
+            until_done(lambda: add_stats(self.redis, self.stats_key, counts),
+                       "dead-letter counters")

@@ -72,6 +72,10 @@ def create_environment(settings: Settings, extra_config: Mapping[str, str] | Non
     config.set_string("pipeline.auto-watermark-interval", f"{job.watermark_interval_ms} ms")
     config.set_string("python.state.cache-size", "10000")
     config.set_string("python.execution-mode", "process")
+    # One Python process per Python operator, not one per slot shared through managed
+    # memory: a shared process that died (OOM killer, crash) stays cached in the slot,
+    # and every restart in that slot fails on it ("Failed to start remote bundle").
+    config.set_string("python.fn-execution.memory.managed", "false")
     root = checkpoints.folder(settings, list(branches))
     config.set_string("execution.checkpointing.dir", root.as_uri())
     config.set_string("execution.checkpointing.num-retained", str(checkpoints.RETAINED))
@@ -82,6 +86,12 @@ def create_environment(settings: Settings, extra_config: Mapping[str, str] | Non
         config.set_string("execution.state-recovery.path", latest.as_uri())
         checkpoints.prune(root, keep=latest.parent.name)
         print(f"[driftline] resuming from checkpoint {latest}", file=sys.stderr, flush=True)
+    # The mini-cluster's REST/UI and Prometheus ports (a cluster's come from its own
+    # config: streams/cluster.py). The reporter ships in the wheel's plugins/.
+    config.set_string("rest.port", str(job.rest_port))
+    config.set_string("metrics.reporter.prom.factory.class",
+                      "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+    config.set_string("metrics.reporter.prom.port", str(job.metrics_port))
     for key, value in (extra_config or {}).items():
         config.set_string(key, value)
     env = StreamExecutionEnvironment.get_execution_environment(config)
@@ -205,11 +215,11 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
         RecordBuilder(plans, monitor, settings.drift.window_ms),
         Types.PICKLED_BYTE_ARRAY()).name("batch-records").uid("batch-records")
     records.filter(lambda r: isinstance(r, LateRecords)).map(
-        LateCounter(settings.redis_url), Types.INT()).name("late-records").uid("late-records")
+        LateCounter(settings), Types.INT()).name("late-records").uid("late-records")
     if plans:
         records.filter(lambda r: isinstance(r, PaneBatch)) \
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
-            .process(FeatureTiles(plans, settings.redis_url,
+            .process(FeatureTiles(plans, settings,
                                   project_name(settings.feature_repo))) \
             .name("feature-tiles").uid("feature-tiles")
     if monitor is not None:

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import cast
 
 import redis
 
-from schemas.errors import ServiceUnavailable
+from schemas.errors import ConfigError, ServiceUnavailable
 from streams import stack
 from streams.settings import Settings
-from streams.stats import PROGRESS_KEY, STATS_KEY
+from streams.stats import progress_key, stats_key
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def with_ports(settings: Settings) -> Settings:
+    """Settings whose REST and metrics ports are concrete and free (0 = pick one), so
+    that what we print is where the job really is."""
+    chosen = {}
+    for field in ("rest_port", "metrics_port"):
+        port = getattr(settings.job, field) or free_port()
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise ConfigError(f"job.{field}", f"port {port} is in use (another "
+                                  "`driftline run`, or a Flink cluster?); set "
+                                  f"DRIFTLINE_JOB__{field.upper()}=0 for a free one") from None
+        chosen[field] = port
+    return settings.model_copy(update={"job": settings.job.model_copy(update=chosen)})
 
 
 def require_stack(settings: Settings, broker: bool = True, redis_: bool = True) -> None:
@@ -42,10 +66,13 @@ class JobHandle:
                       if "features" in branches else [])
         self.shards = settings.job.shards
         require_stack(settings)
+        #: The settings the job runs with (concrete ports: :func:`with_ports`).
+        self.settings = settings = with_ports(settings)
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.redis = redis.Redis.from_url(settings.redis_url, decode_responses=True)
-        # Progress and counters describe this run (one job per Redis database).
-        self.redis.delete(PROGRESS_KEY, STATS_KEY)
+        # Progress and counters describe this run.
+        self.progress_key, self.stats_key = progress_key(settings), stats_key(settings)
+        self.redis.delete(self.progress_key, self.stats_key)
         env = create_environment(settings, extra_config, branches, resume=resume)
         (pipeline or build_pipeline)(env, settings, branches)
         self.client = env.execute_async("driftline")
@@ -54,11 +81,11 @@ class JobHandle:
     def progress(self) -> dict[str, str]:
         """Per view, the event time through which every row is in Redis (epoch millis),
         and ``updated_at``; a view appears once all of its shards have reported."""
-        return view_progress(cast(dict[str, str], self.redis.hgetall(PROGRESS_KEY)),
+        return view_progress(cast(dict[str, str], self.redis.hgetall(self.progress_key)),
                              self.views, self.shards)
 
     def stats(self) -> dict[str, str]:
-        return cast(dict[str, str], self.redis.hgetall(STATS_KEY))
+        return cast(dict[str, str], self.redis.hgetall(self.stats_key))
 
     def status(self) -> str:
         """``RUNNING``, ``FAILED``, ``CANCELED``, ``FINISHED``, ... (Flink's JobStatus name)."""
@@ -75,6 +102,13 @@ class JobHandle:
         except Exception as exc:  # noqa: BLE001 - a job that already ended is fine to cancel
             if "not found" not in str(exc).lower():
                 raise
+
+
+def progress_of(settings: Settings, views: Iterable[str]) -> dict[str, str]:
+    """:meth:`JobHandle.progress` of the job these settings name, from outside it."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True)
+    raw = cast(dict[str, str], client.hgetall(progress_key(settings)))
+    return view_progress(raw, views, settings.job.shards)
 
 
 def view_progress(raw: dict[str, str], views: Iterable[str], shards: int) -> dict[str, str]:
@@ -96,14 +130,25 @@ def describe(progress: dict[str, str], stats: dict[str, str]) -> str:
     return f"event time: {views or 'waiting for data'}" + (f" | {counters}" if counters else "")
 
 
-def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | None) -> None:
-    job = JobHandle(settings, branches)
-    print(f"[driftline] Flink job submitted ({', '.join(branches)}); Ctrl-C stops it", flush=True)
+def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | None,
+             resume: bool = True) -> None:
+    from streams.flink_rest import last_failure, rest_url
+
+    job = JobHandle(settings, branches, resume=resume)
+    ports = job.settings.job
+    print(f"[driftline] Flink job submitted ({', '.join(branches)}); Ctrl-C stops it\n"
+          f"[driftline] Flink UI {rest_url(job.settings)}, Prometheus metrics "
+          f"http://127.0.0.1:{ports.metrics_port}/metrics", flush=True)
+    job_id, reported = str(job.client.get_job_id()), None
     try:
         while duration_s is None or time.monotonic() - job.started < duration_s:
             time.sleep(5)
             state = job.status()
             print(f"[driftline] {state}: {describe(job.progress(), job.stats())}", flush=True)
+            failure = _failure(last_failure, job.settings, job_id)
+            if failure and failure != reported:
+                print(f"[driftline] last failure: {failure}", flush=True)
+                reported = failure
             if state in ("FAILED", "FINISHED", "CANCELED"):
                 break
     except KeyboardInterrupt:
@@ -111,3 +156,11 @@ def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | No
     finally:
         job.cancel()
         print("[driftline] job cancelled", flush=True)
+
+
+def _failure(read: Callable[[Settings, str], str | None], settings: Settings,
+             job_id: str) -> str | None:
+    try:
+        return read(settings, job_id)
+    except OSError:  # the REST endpoint is down while the job restarts: next time
+        return None

@@ -60,6 +60,13 @@ class JobSettings(BaseModel):
     python_bundle_ms: int = Field(1000, ge=1)
     network_buffer_ms: int = Field(100, ge=0)
     watermark_interval_ms: int = Field(200, ge=1)
+    #: The Flink REST API and web UI: of ``driftline run``'s mini-cluster and of the
+    #: standalone cluster (``driftline cluster up``). 0 picks a free port at start.
+    rest_port: int = Field(8081, ge=0, le=65535)
+    #: Flink's Prometheus reporter (``http://127.0.0.1:PORT/metrics``): the one port of a
+    #: mini-cluster; on the standalone cluster, this one and the next two (JobManager,
+    #: TaskManagers). 0 picks a free port at start.
+    metrics_port: int = Field(9249, ge=0, le=65535)
 class DriftSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

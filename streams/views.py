@@ -114,3 +114,34 @@ def follow_alerts(settings: Settings, follow: bool, idle_timeout_s: float | None
     if not shown:
         print(f"no alerts on {settings.topics.alerts}", flush=True)
     return shown
+
+
+def job_lines(settings: Settings, redis_up: bool) -> list[str]:
+    """The jobs Flink runs at ``job.rest_port``, and each feature view's event-time lag."""
+    from streams import flink_rest
+
+    found = flink_rest.jobs(settings)
+    if found is None:
+        return [f"-    job     no Flink at {flink_rest.rest_url(settings)} "
+                "(`driftline run` or `driftline cluster up` starts one)"]
+    lines = []
+    for job in found:
+        mark = "ok  " if job.state == "RUNNING" and not job.restarts else "WARN"
+        if job.state in ("FAILED", "RESTARTING"):
+            mark = "DOWN"
+        rate = job.records_in / job.uptime_s if job.uptime_s > 0 else 0.0
+        lines.append(f"{mark} job     {job.name} {job.state}, up {job.uptime_s:,.0f} s, "
+                     f"{job.restarts} restart(s), {job.records_in:,} records in "
+                     f"({rate:,.0f}/s) [{job.job_id}]")
+        if job.last_failure:
+            lines.append(f"         last failure: {job.last_failure}")
+    if redis_up and found:
+        from streams.runner import progress_of
+
+        now = time.time() * 1000
+        views = [p.name for p in load_view_plans(settings.feature_repo)]
+        for view, through in sorted(progress_of(settings, views).items()):
+            if view != "updated_at":
+                lines.append(f"         {view}: event time {now - int(through):,.0f} ms "
+                             "behind the wall clock")
+    return lines

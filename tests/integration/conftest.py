@@ -2,25 +2,31 @@
 
 ``local_stack`` brings the stack up once per session (``driftline up`` semantics: what
 already answers is used as is). ``isolated_settings`` gives each test its own topics,
-state directory and Redis database, so tests never see each other's records.
+consumer group, state directory and Feast project (a private copy of the feature repo),
+in the Redis database the settings name: tests never see each other's records, and
+nothing else in that database is touched; a test's keys are removed when it ends.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
+import socket
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from features.feast_repo import apply
+from features.feast_repo import apply, project_name
 from streams import stack
 from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
-
-TEST_REDIS_DB = 7
 
 
 @pytest.fixture(scope="session")
@@ -31,24 +37,59 @@ def local_stack() -> Settings:
     return settings
 
 
+def private_repo(src: Path, dest: Path, project: str) -> Path:
+    """A copy of the Feast repo under its own project name (and so its own Redis keys)."""
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    yaml_path = dest / "feature_store.yaml"
+    original = project_name(src)
+    yaml_path.write_text(yaml_path.read_text().replace(f"project: {original}",
+                                                       f"project: {project}", 1))
+    assert project_name(dest) == project
+    return dest
+
+
+def remove_keys(settings: Settings) -> int:
+    """Delete what a test's job wrote: its Feast rows (Feast's Redis keys end with the
+    project name) and its progress and counters."""
+    client = redis.Redis.from_url(settings.redis_url)
+    patterns = [f"*{project_name(settings.feature_repo)}",
+                f"driftline:{settings.job.consumer_group}:*"]
+    keys = [k for p in patterns for k in client.scan_iter(match=p, count=1000)]
+    for i in range(0, len(keys), 1000):
+        client.delete(*keys[i:i + 1000])
+    return len(keys)
+
+
+def fresh_settings(base: Settings, folder: Path, **overrides) -> Settings:
+    """Settings on fresh topics, consumer group and Feast project (applied, so Feast reads
+    it), state under ``folder``, in the Redis database ``base`` names."""
+    run = uuid.uuid4().hex[:8]
+    topics = {"input": f"it-{run}.interactions", "dead_letter": f"it-{run}.dlq",
+              "alerts": f"it-{run}.alerts", **overrides.pop("topics", {})}
+    # Free ports: a run may go beside `driftline run` or another test's job.
+    job = {"consumer_group": f"it-{run}", "rest_port": 0, "metrics_port": 0,
+           **overrides.pop("job", {})}
+    repo = private_repo(base.feature_repo, folder / f"repo-{run}", f"it_{run}")
+    settings = load_settings(topics=topics, job=job, state_dir=folder / f"state-{run}",
+                             feature_repo=repo, **overrides)
+    stack.ensure_topics(settings)
+    apply(settings.feature_repo, settings.redis_url)
+    return settings
+
+
 @pytest.fixture
-def isolated_settings(local_stack: Settings, tmp_path) -> Callable[..., Settings]:
-    """Settings on fresh topics and a flushed Redis db, with the Feast repo applied."""
+def isolated_settings(local_stack: Settings, tmp_path) -> Iterator[Callable[..., Settings]]:
+    """:func:`fresh_settings` for a test; its keys are removed when it ends."""
+    made: list[Settings] = []
 
     def make(**overrides) -> Settings:
-        run = uuid.uuid4().hex[:8]
-        base = local_stack.redis_url.rsplit("/", 1)[0]
-        topics = {"input": f"it-{run}.interactions", "dead_letter": f"it-{run}.dlq",
-                  "alerts": f"it-{run}.alerts", **overrides.pop("topics", {})}
-        job = {"consumer_group": f"it-{run}", **overrides.pop("job", {})}
-        settings = load_settings(topics=topics, job=job, state_dir=tmp_path / "state",
-                                 redis_url=f"{base}/{TEST_REDIS_DB}", **overrides)
-        redis.Redis.from_url(settings.redis_url).flushdb()
-        stack.ensure_topics(settings)
-        apply(settings.feature_repo, settings.redis_url)
-        return settings
+        made.append(fresh_settings(local_stack, tmp_path, **overrides))
+        return made[-1]
 
-    return make
+    yield make
+    for settings in made:
+        if stack.redis_healthy(settings):
+            remove_keys(settings)
 
 
 @pytest.fixture
@@ -108,3 +149,54 @@ def read_topic(settings: Settings, topic: str, expected: int, timeout_s: float =
     finally:
         consumer.close()
     return messages
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``DRIFTLINE_*`` variables that make a child process (``driftline run``, ``flink
+    run``) load exactly these settings."""
+    env = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            env.update({f"DRIFTLINE_{name}__{k}".upper(): str(v) for k, v in value.items()
+                        if v is not None})
+        elif value is not None:
+            env[f"DRIFTLINE_{name}".upper()] = json.dumps(value) if isinstance(value, list) \
+                else str(value)
+    return env
+
+
+def start_redis(folder: Path) -> tuple[str, subprocess.Popen]:
+    """A redis-server of our own on a free port (its URL and process), keeping nothing
+    on disk, for runs that take Redis away."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not on PATH (Debian: apt-get install -y redis-server)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    wait_for(lambda: _pings(url), timeout_s=10, what=f"redis-server on port {port}")
+    return url, proc
+
+
+def stop_redis(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGCONT)
+    proc.kill()
+    proc.wait(10)
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[tuple[str, subprocess.Popen]]:
+    url, proc = start_redis(tmp_path)
+    yield url, proc
+    stop_redis(proc)
+
+
+def _pings(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False

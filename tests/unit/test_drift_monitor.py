@@ -319,3 +319,7 @@ def test_a_test_the_reference_cannot_fit_is_skipped_with_its_reason(broken, colu
     assert {(column, st) for st in statistics} <= skipped
     assert all("no reference" in s.reason for s in evaluation.skipped if s.column == column)
     assert {a["feature"] for a in evaluation.alerts} >= {"response_latency_ms"}  # others run
+    for alert in evaluation.alerts:  # each alert names the tests this window did not run
+        named = json.loads(alert["details"])["skipped"]
+        assert {f"{column}:{st}" for st in statistics} <= set(named)
+        assert all("no reference" in named[f"{column}:{st}"] for st in statistics)

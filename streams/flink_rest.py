@@ -1,0 +1,85 @@
+"""What Flink's REST API says about the driftline job: state, uptime, restarts, failure.
+
+The same API serves ``driftline run``'s mini-cluster and the standalone cluster, at
+``job.rest_port``; ``driftline status`` and ``driftline run``'s progress line read it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    job_id: str
+    name: str
+    state: str
+    uptime_s: float
+    restarts: int
+    records_in: int
+    last_failure: str | None  # the root cause's first line, if the job ever failed
+
+
+def rest_url(settings: Settings) -> str:
+    return f"http://127.0.0.1:{settings.job.rest_port}"
+
+
+def _get(settings: Settings, path: str, timeout: float = 3.0) -> Any:
+    with urllib.request.urlopen(rest_url(settings) + path, timeout=timeout) as response:
+        return json.load(response)
+
+
+def last_failure(settings: Settings, job_id: str) -> str | None:
+    """The newest failure's exception, in one line (its first), or None."""
+    history = _get(settings, f"/jobs/{job_id}/exceptions?maxExceptions=1")
+    entries = history.get("exceptionHistory", {}).get("entries", [])
+    if not entries:
+        return None
+    text = entries[0].get("stacktrace") or entries[0].get("exceptionName") or ""
+    causes = [line.strip() for line in text.splitlines() if line.strip().startswith("Caused by")]
+    return (causes[-1] if causes else text.strip().splitlines()[0])[:300] if text else None
+
+
+def records_read(settings: Settings, job_id: str, vertices: list[dict]) -> int:
+    """Records the raw-topic source has read, summed over its subtasks (0 if unknown)."""
+    for vertex in vertices:
+        if vertex["name"].startswith("Source: interactions_raw"):
+            base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            names = [m["id"] for m in _get(settings, base)]
+            wanted = [n for n in names if n.startswith("Source__interactions_raw")
+                      and n.endswith(".numRecordsOut")]
+            if wanted:
+                values = _get(settings, f"{base}?get={wanted[0]}&agg=sum")
+                return int(float(values[0].get("sum", 0))) if values else 0
+    return 0
+
+
+def jobs(settings: Settings) -> list[JobInfo] | None:
+    """Every job the cluster at ``job.rest_port`` knows (newest first), or None if no
+    Flink answers there."""
+    try:
+        overview = _get(settings, "/jobs/overview")
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    out = []
+    for job in sorted(overview.get("jobs", []), key=lambda j: -j.get("start-time", 0)):
+        job_id = job["jid"]
+        detail = _get(settings, f"/jobs/{job_id}")
+        metrics = _get(settings, f"/jobs/{job_id}/metrics?get=numRestarts")
+        restarts = next((int(float(m["value"])) for m in metrics if m["id"] == "numRestarts"), 0)
+        source = records_read(settings, job_id, detail.get("vertices", []))
+        end = job.get("end-time", -1)
+        uptime = ((end if end > 0 else time.time() * 1000) - job["start-time"]) / 1000
+        out.append(JobInfo(job_id, job["name"], job["state"], uptime, restarts, int(source),
+                           last_failure(settings, job_id)))
+    return out
+
+
+__all__ = ["JobInfo", "jobs", "last_failure", "rest_url"]
