@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         results["driftline_freshness"] = b = freshness_phase(mode, settings_b, pool,
                                                              redis_proc, max_a)
         stage("freshness")
-        ids = sorted({r.key.decode() for r in pool})
+        ids = sorted({(r.tenant_id, r.key.decode()) for r in pool})
         log(TAG, f"online lookups: {mode['lookups']} calls each of 1 and 100 entities")
         results["lookups_s"] = lookups(settings_b, ids, mode["lookups"])
         stage("lookups")

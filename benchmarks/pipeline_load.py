@@ -53,9 +53,10 @@ class PooledRecord:
     value: bytes
     id_at: int  # offset of the id's last ID_DIGITS characters
     time_at: int  # offset of event_time's TIME_BYTES varint
+    tenant_id: str = ""  # with the key (the employee id): the employee's entity key
 
 
-def pooled(value: bytes, key: bytes) -> PooledRecord:
+def pooled(value: bytes, key: bytes, tenant_id: str = "") -> PooledRecord:
     """Locate the patchable spans of a Confluent-framed ChatbotInteraction."""
     pos = 5  # magic byte + schema id
     id_at = -1
@@ -68,7 +69,7 @@ def pooled(value: bytes, key: bytes) -> PooledRecord:
     _, end = _read_varint(value, pos)
     if end - pos != TIME_BYTES:
         raise ValueError(f"event_time takes {end - pos} bytes, expected {TIME_BYTES}")
-    return PooledRecord(key, value, id_at, pos)
+    return PooledRecord(key, value, id_at, pos, tenant_id)
 
 
 def build_pool(settings: Settings, size: int, seed: int = 7,
@@ -79,7 +80,7 @@ def build_pool(settings: Settings, size: int, seed: int = 7,
     events = simulated_events(settings, size, hours=1.0, seed=seed, tenants=tenants,
                               employees_per_tenant=employees_per_tenant)
     encode = serializers(settings, "avro")(0)
-    return [pooled(encode(e), e["employee_id"].encode()) for e in events]
+    return [pooled(encode(e), e["employee_id"].encode(), e["tenant_id"]) for e in events]
 
 
 def stamp(rec: PooledRecord, seq: int, now_ms: int) -> bytes:

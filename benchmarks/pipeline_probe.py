@@ -46,7 +46,9 @@ def _probe_loop(settings: Settings, interval_s: float, poll_s: float, timeout_s:
     template = simulated_events(settings, 1, 1.0, seed=99)[0]
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "linger.ms": 0})
     run = uuid.uuid4().hex[:6]
-    store.get_online_features(features=[FEATURE], entity_rows=[{"employee_id": "warm"}])
+    tenant = template["tenant_id"]
+    store.get_online_features(features=[FEATURE],
+                              entity_rows=[{"tenant_id": tenant, "employee_id": "warm"}])
     ready.set()
     outstanding: dict[str, float] = {}
     results: list[dict[str, Any]] = []
@@ -72,7 +74,8 @@ def _probe_loop(settings: Settings, interval_s: float, poll_s: float, timeout_s:
         if outstanding:
             ids = list(outstanding)
             got = store.get_online_features(
-                features=[FEATURE], entity_rows=[{"employee_id": e} for e in ids]).to_dict()
+                features=[FEATURE],
+                entity_rows=[{"tenant_id": tenant, "employee_id": e} for e in ids]).to_dict()
             done = time.time()
             for emp, value in zip(ids, got["interactions_1h"], strict=True):
                 sent = outstanding[emp]
@@ -119,10 +122,10 @@ class Probes:
         return results
 
 
-def lookups(settings: Settings, entity_ids: list[str], calls: int,
+def lookups(settings: Settings, entity_ids: list[tuple[str, str]], calls: int,
             seed: int = 5) -> dict[str, Any]:
     """Seconds per ``get_online_features`` call (every employee_activity feature), for
-    1 and 100 entities per call, ids drawn from ``entity_ids``; plus the share of
+    1 and 100 entities per call, (tenant, employee) ids drawn from ``entity_ids``; plus the share of
     lookups that found a stored ``interactions_24h`` (they must read real rows)."""
     store = _store(settings)
     features = [f"employee_activity:{f.name}"
@@ -132,7 +135,7 @@ def lookups(settings: Settings, entity_ids: list[str], calls: int,
     for size in (1, 100):
         times, found = [], 0
         for k in range(calls + 5):
-            rows = [{"employee_id": e} for e in rng.sample(entity_ids, size)]
+            rows = [{"tenant_id": t, "employee_id": e} for t, e in rng.sample(entity_ids, size)]
             t = time.perf_counter()
             got = store.get_online_features(features=features, entity_rows=rows).to_dict()
             if k >= 5:  # the first calls load the registry and connect

@@ -45,10 +45,12 @@ chatbot_interactions = KafkaSource(
 
 M5, H1, H24 = timedelta(minutes=5), timedelta(hours=1), timedelta(hours=24)
 
+# Employees are per tenant: the entity key is (tenant_id, employee_id), so two tenants'
+# employee "emp-1" are two entities and one tenant's lookups never see the other's rows.
 employee_activity = StreamFeatureView(
     name="employee_activity",
     source=chatbot_interactions,
-    entities=[employee],
+    entities=[tenant, employee],
     ttl=timedelta(days=2),
     timestamp_field="event_time",
     online=True,

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +73,9 @@ class OnlineReader:
         fv = self.store.get_stream_feature_view(view)
         return [f"{view}:{f.name}" for f in fv.features]
 
-    def read(self, view: str, join_key: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    def read(self, view: str, entity_rows: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
+        """Every feature of ``view`` for each entity row ({join key: value, ...})."""
         response = self.store.get_online_features(
-            features=self.features_of(view), entity_rows=[{join_key: i} for i in ids])
+            features=self.features_of(view), entity_rows=[dict(r) for r in entity_rows])
         columns = response.to_dict()
-        return [{k: v[i] for k, v in columns.items()} for i in range(len(ids))]
+        return [{k: v[i] for k, v in columns.items()} for i in range(len(entity_rows))]

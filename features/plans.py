@@ -35,11 +35,21 @@ class FeatureSpec:
     value_type: str
 
 
+#: Joins the values of a composite entity key into the one string the windows key by.
+ENTITY_SEP = "\x1f"
+
+
 @dataclass(frozen=True)
 class ViewPlan:
     name: str
-    join_key: str
+    #: The join keys of the view's entities, sorted (as Feast serializes entity keys):
+    #: ``("employee_id", "tenant_id")`` scopes an employee's features to the tenant.
+    join_keys: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
+
+    def entity_values(self, entity: str) -> dict[str, str]:
+        """The one string the windows key by -> {join key: value}."""
+        return dict(zip(self.join_keys, entity.split(ENTITY_SEP), strict=True))
 
     @property
     def pane_ms(self) -> int:
@@ -108,12 +118,14 @@ def _feature(agg, where: str, declared: dict) -> FeatureSpec:
 def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
     """One Feast StreamFeatureView -> one plan; every problem names the offending field.
 
-    ``join_keys`` maps entity names to their join key (from the repo's Entities).
+    ``join_keys`` maps entity names to their join key (from the repo's Entities). A view
+    of several entities (tenant and employee) is keyed by all their join keys.
     """
     where = f"feature_repo.{sfv.name}"
-    if len(sfv.entities) != 1 or sfv.entities[0] not in join_keys:
-        raise ConfigError(f"{where}.entities",
-                          "driftline needs exactly one entity per view, defined in the repo")
+    unknown = [e for e in sfv.entities if e not in join_keys]
+    if not sfv.entities or unknown:
+        raise ConfigError(f"{where}.entities", "driftline needs the view's entities defined "
+                                               f"in the repo (unknown: {unknown or 'none given'})")
     declared = {f.name: f for f in sfv.features}
     specs = [_feature(agg, where, declared) for agg in sfv.aggregations]
     if not specs:
@@ -121,10 +133,11 @@ def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
     missing = set(declared) - {s.name for s in specs}
     if missing:
         raise ConfigError(f"{where}.schema", f"features without an aggregation: {sorted(missing)}")
-    join_key = join_keys[sfv.entities[0]]
-    if join_key not in column_types():
-        raise ConfigError(f"{where}.entities", f"join key {join_key!r} is not a column")
-    return ViewPlan(sfv.name, join_key, tuple(specs))
+    keys = tuple(sorted(join_keys[e] for e in sfv.entities))
+    for key in keys:
+        if key not in column_types():
+            raise ConfigError(f"{where}.entities", f"join key {key!r} is not a column")
+    return ViewPlan(sfv.name, keys, tuple(specs))
 
 
 def load_view_plans(repo_path: Path | str) -> list[ViewPlan]:

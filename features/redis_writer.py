@@ -72,11 +72,12 @@ class FeastRedisWriter:
         for plan in plans:
             fields = {f.name: (_mmh3(f"{plan.name}:{f.name}"), f.value_type)
                       for f in plan.features}
-            self._views[plan.name] = (plan.join_key, fields)
+            self._views[plan.name] = (plan, fields)
 
     def redis_key(self, view: str, entity_value: str) -> bytes:
-        join_key = self._views[view][0]
-        entity = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=entity_value)])
+        keys = self._views[view][0].entity_values(entity_value)
+        entity = EntityKey(join_keys=list(keys),
+                           entity_values=[Value(string_val=v) for v in keys.values()])
         return serialize_entity_key(entity, entity_key_serialization_version=self.version) + \
             self.project
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from features.aggregations import SlotKind
-from features.plans import ViewPlan
+from features.plans import ENTITY_SEP, ViewPlan
 
 #: Flink SQL element type of each slot (the slot itself is an ARRAY of it).
 SLOT_TYPES: dict[SlotKind, str] = {
@@ -90,10 +90,13 @@ def panes_sql(plan: ViewPlan, source: str, time_col: str, seq_col: str) -> str:
         for j, column in enumerate(spec.aggregate.partial_columns()):
             sql = column.sql.format(col=f"`{spec.column}`", time=time_col, seq=seq_col)
             partials.append(f"{sql} AS `f{i}_{j}`")
-    key = f"`{plan.join_key}`"
-    return (f"SELECT {key} AS entity, window_start, window_end, {', '.join(partials)}\n"
+    keys = ", ".join(f"`{k}`" for k in plan.join_keys)
+    # One string per entity; ENTITY_SEP (code point 31) between a composite key's values.
+    entity = f"`{plan.join_keys[0]}`" if len(plan.join_keys) == 1 \
+        else f"CONCAT_WS(CHR({ord(ENTITY_SEP)}), {keys})"
+    return (f"SELECT {entity} AS entity, window_start, window_end, {', '.join(partials)}\n"
             f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), {interval(plan.pane_ms)}, "
-            f"{RIGHT_CLOSED_OFFSET}))\nGROUP BY {key}, window_start, window_end")
+            f"{RIGHT_CLOSED_OFFSET}))\nGROUP BY {keys}, window_start, window_end")
 
 
 def item_sql(entity: str, slots: dict[SlotKind, list[str]]) -> str:

@@ -129,6 +129,8 @@ def validate(record: dict[str, Any], limits: ValidationLimits,
             raise _absent_or_wrong(field, value, "a string")
         if not value:
             raise _reject("missing_field", field, "must not be empty")
+        if not value.isprintable():  # ids become keys: no separators, no terminal escapes
+            raise _reject("out_of_range", field, "must not contain control characters")
         out[field] = value
 
     t = get("event_time")

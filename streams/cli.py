@@ -74,8 +74,9 @@ def cmd_lookup(settings: Settings, args: argparse.Namespace) -> int:
     from streams.runner import require_stack
     from streams.views import print_features
 
-    if not (args.employee or args.tenant):
-        print("give --employee ID and/or --tenant ID", file=sys.stderr)
+    if not args.tenant:
+        print("give --tenant ID (and --employee ID for an employee of that tenant: "
+              "features are per tenant)", file=sys.stderr)
         return 2
     require_stack(settings, broker=False)
     print_features(settings, employees=args.employee or [], tenants=args.tenant or [])

@@ -107,9 +107,12 @@ def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started
 
     _step(6, "results")
     employees = _interesting_employees(frame)
-    for line in feature_table(settings, list(employees), sorted(frame.tenant_id.unique())):
+    rows = [{"tenant_id": t, "employee_id": e} for t, e in employees] + [
+        {"tenant_id": t} for t in sorted(frame.tenant_id.unique())]
+    for line in feature_table(settings, rows):
         print("  " + line, flush=True)
-    print("  (" + "; ".join(f"{e}: {why}" for e, why in employees.items()) + ")", flush=True)
+    print("  (" + "; ".join(f"{e}: {why}" for (_, e), why in employees.items()) + ")",
+          flush=True)
     alerts = list(read_alerts(settings, idle_timeout_s=3.0))
     print(f"\n  {len(alerts)} drift alert(s) on {settings.topics.alerts}:", flush=True)
     for line in _alert_summary(alerts):
@@ -117,8 +120,9 @@ def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started
     named = any(a.feature == drift.column and a.tenant_id == tenant for a in alerts)
     print(f"\n[demo] done in {time.monotonic() - started:.0f} s; the injected drift on "
           f"{tenant} / {drift.column} was {'detected' if named else 'NOT detected'}.", flush=True)
-    print(f"[demo] features stay in Redis: `driftline lookup --employee {next(iter(employees))}`",
-          flush=True)
+    tenant_of, busy = next(iter(employees))
+    print(f"[demo] features stay in Redis: "
+          f"`driftline lookup --tenant {tenant_of} --employee {busy}`", flush=True)
     return 0 if named else 1
 
 
@@ -126,10 +130,12 @@ def _hhmm(event: dict) -> str:
     return time.strftime("%m-%d %H:%M", time.gmtime(event["event_time"] / 1000))
 
 
-def _interesting_employees(frame: pd.DataFrame) -> dict[str, str]:
-    """A busy, a typical and a quiet employee (whose 1 h count has decayed to 0)."""
-    counts = frame.employee_id.value_counts()
-    last_seen = frame.groupby("employee_id").event_time.max()
+def _interesting_employees(frame: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """A busy, a typical and a quiet employee (whose 1 h count has decayed to 0), each
+    as (tenant, employee)."""
+    counts = frame.groupby(["tenant_id", "employee_id"]).size().sort_values(
+        ascending=False, kind="stable")
+    last_seen = frame.groupby(["tenant_id", "employee_id"]).event_time.max()
     end = frame.event_time.max()
     quiet = last_seen[(last_seen < end - 2 * 3_600_000) & (counts[last_seen.index] >= 5)]
     picks = {counts.index[20]: "busy", counts.index[len(counts) // 3]: "typical"}

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 _M, _R, _SEED = 0x5BD1E995, 24, 0x9747B28C
 _MASK = 0xFFFFFFFF
@@ -62,28 +63,29 @@ def partition_tokens(partitions: int) -> list[bytes]:
     return [found[p] for p in range(partitions)]
 
 
-def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
-                   idle_s: float = 1.0) -> dict[int, int]:
-    """Per input partition, the source offset of the newest record already in the
-    validated ``topic`` (partitions with nothing yet are absent).
+def _tail(bootstrap_servers: str, topic: str, last_n: int, idle_s: float,
+          partitions: Iterable[int] | None = None) -> Iterator[Message]:
+    """The last ``last_n`` records of each partition (default: all the topic has), until
+    none arrives for ``idle_s``.
 
-    Reads each partition's tail. Tansu reports the base offset of the last batch as
-    the high watermark (DESIGN.md), and so its end-of-partition signal too early, so
-    reading starts one before the reported end and goes on until nothing arrives for
-    ``idle_s``.
+    Tansu reports the base offset of the last batch as the high watermark (DESIGN.md),
+    and so its end-of-partition signal too early: reading starts ``last_n`` before the
+    reported end and goes on until the partitions fall quiet.
     """
     consumer = Consumer({"bootstrap.servers": bootstrap_servers,
-                         "group.id": f"driftline-resume-{uuid.uuid4().hex[:8]}",
+                         "group.id": f"driftline-tail-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False})
     try:
+        if partitions is None:
+            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            partitions = list(meta.partitions) if meta else []
         assignment = []
-        for p in range(partitions):
+        for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             if high > low:
-                assignment.append(TopicPartition(topic, p, max(low, high - 1)))
-        newest: dict[int, int] = {}
+                assignment.append(TopicPartition(topic, p, max(low, high - last_n)))
         if not assignment:
-            return newest
+            return
         consumer.assign(assignment)
         last = time.monotonic()
         while time.monotonic() - last < idle_s:
@@ -91,44 +93,29 @@ def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
             if msg is None or msg.error() is not None:
                 continue
             last = time.monotonic()
-            partition, value = msg.partition(), msg.value()
-            if partition is not None and value is not None:
-                newest[partition] = int(json.loads(value)["source_offset"])
-        return newest
+            yield msg
     finally:
         consumer.close()
+
+
+def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
+                   idle_s: float = 1.0) -> dict[int, int]:
+    """Per input partition, the source offset of the newest record already in the
+    validated ``topic`` (partitions with nothing yet are absent)."""
+    newest: dict[int, int] = {}
+    for msg in _tail(bootstrap_servers, topic, 1, idle_s, range(partitions)):
+        partition, value = msg.partition(), msg.value()
+        if partition is not None and value is not None:
+            newest[partition] = int(json.loads(value)["source_offset"])
+    return newest
 
 
 def recent_keys(bootstrap_servers: str, topic: str, limit: int = 10_000,
                 idle_s: float = 1.0) -> set[bytes]:
     """The keys of (about) the last ``limit`` records of each partition of ``topic``: what a
     restored alert writer checks so that an alert sent before a crash is not sent again."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers,
-                         "group.id": f"driftline-recent-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        assignment = []
-        for p in (meta.partitions if meta else ()):
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                assignment.append(TopicPartition(topic, p, max(low, high - limit)))
-        keys: set[bytes] = set()
-        if not assignment:
-            return keys
-        consumer.assign(assignment)
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
-            msg = consumer.poll(0.2)
-            if msg is None or msg.error() is not None:
-                continue
-            last = time.monotonic()
-            key = msg.key()
-            if key is not None:
-                keys.add(key)
-        return keys
-    finally:
-        consumer.close()
+    return {key for msg in _tail(bootstrap_servers, topic, limit, idle_s)
+            if (key := msg.key()) is not None}
 
 
 __all__ = ["murmur2", "partition_tokens", "recent_keys", "resume_offsets"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -23,23 +23,23 @@ from streams.ingest import schema_registry
 from streams.settings import Settings
 
 
-def feature_table(settings: Settings, employees: Sequence[str],
-                  tenants: Sequence[str]) -> list[str]:
-    """Lines of a small table per feature view, one row per requested entity."""
-    wanted = {"employee_id": list(employees), "tenant_id": list(tenants)}
+def feature_table(settings: Settings, entity_rows: Sequence[Mapping[str, str]]) -> list[str]:
+    """Lines of a small table per feature view, one row per entity row whose keys are the
+    view's join keys: ``{"tenant_id": t}`` for a tenant, ``{"tenant_id": t,
+    "employee_id": e}`` for an employee (employees are per tenant)."""
     reader = OnlineReader(settings.feature_repo, settings.redis_url)
     lines: list[str] = []
     for plan in load_view_plans(settings.feature_repo):
-        ids = wanted.get(plan.join_key) or []
-        if not ids:
+        rows = [r for r in entity_rows if set(r) == set(plan.join_keys)]
+        if not rows:
             continue
-        rows = reader.read(plan.name, plan.join_key, ids)
+        found = reader.read(plan.name, rows)
         names = [f.name for f in plan.features]
-        widths = [max(len(plan.join_key), *(len(i) for i in ids))] + [
-            max(len(n), 8) for n in names]
-        cells = [[plan.join_key, *names]] + [
-            [entity, *(_cell(row.get(n)) for n in names)]
-            for entity, row in zip(ids, rows, strict=True)]
+        keys = sorted(plan.join_keys, key=lambda k: k != "tenant_id")  # tenant first
+        cells = [[*keys, *names]] + [
+            [*(row[k] for k in keys), *(_cell(got.get(n)) for n in names)]
+            for row, got in zip(rows, found, strict=True)]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
         lines.append(f"{plan.name} (read through the Feast SDK):")
         lines += ["  " + "  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True))
                   for r in cells]
@@ -47,7 +47,10 @@ def feature_table(settings: Settings, employees: Sequence[str],
 
 
 def print_features(settings: Settings, employees: Sequence[str], tenants: Sequence[str]) -> None:
-    for line in feature_table(settings, employees, tenants):
+    """Each tenant's own features, and those of each employee given in each of them."""
+    rows = [{"tenant_id": t} for t in tenants] + [
+        {"tenant_id": t, "employee_id": e} for t in tenants for e in employees]
+    for line in feature_table(settings, rows):
         print(line, flush=True)
 
 

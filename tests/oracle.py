@@ -38,10 +38,13 @@ def _aggregate(frame: pd.DataFrame, column: str, function: str):
     raise ValueError(function)
 
 
-def expected_features(events: pd.DataFrame, join_key: str, entity: str,
+def expected_features(events: pd.DataFrame, keys: dict[str, str],
                       features: list[tuple[str, str, str, int, int]], watermark_ms: int) -> dict:
-    """features: (name, column, function, window_ms, slide_ms). Returns name -> value."""
-    mine = events[events[join_key] == entity]
+    """The features of the entity ``keys`` ({join key: value}, e.g. tenant and employee)
+    from the raw events; features: (name, column, function, window_ms, slide_ms)."""
+    mine = events
+    for column, value in keys.items():
+        mine = mine[mine[column] == value]
     out = {}
     for name, column, function, window_ms, slide_ms in features:
         boundary = (watermark_ms // slide_ms) * slide_ms
@@ -74,16 +77,25 @@ def compare_online(settings, frame: pd.DataFrame, progress: dict[str, str]):
         watermark = int(progress[plan.name])
         declared = [(f.name, f.column, f.function, f.window_ms, f.slide_ms)
                     for f in plan.features]
-        ids = sorted(frame[plan.join_key].unique()) + [f"never-seen-{plan.join_key}"]
-        first_seen = frame.groupby(plan.join_key).event_time.min().to_dict()
+        keys = list(plan.join_keys)
+        first_seen = frame.groupby(keys).event_time.min()
+        # Every entity seen, plus one never seen; a composite key also in the wrong tenant.
+        entities = [tuple(e) if len(keys) > 1 else (e,) for e in first_seen.index]
+        entities.append(tuple(f"never-seen-{k}" for k in keys))
+        if len(keys) > 1:
+            entities.append((entities[0][0], *(e for e in entities[-2][1:])))
+        first = {e: first_seen.get(e if len(keys) > 1 else e[0]) for e in entities}
         boundary = watermark // plan.min_slide_ms * plan.min_slide_ms
-        for entity, row in zip(ids, reader.read(plan.name, plan.join_key, ids), strict=True):
-            want = expected_features(frame, plan.join_key, entity, declared, watermark)
+        rows = [dict(zip(keys, e, strict=True)) for e in entities]
+        for entity, row in zip(rows, reader.read(plan.name, rows), strict=True):
+            want = expected_features(frame, entity, declared, watermark)
+            key = tuple(entity.values())
             for name, expected in want.items():
                 got = row[name]
-                if got is None and first_seen.get(entity, boundary + 1) > boundary:
+                seen = first[key]
+                if got is None and (seen is None or seen > boundary):
                     continue  # no event up to the first boundary yet: Feast's answer is null
                 compared += 1
                 if not same(got, expected):
-                    wrong.append((plan.name, entity, name, got, expected, watermark))
+                    wrong.append((plan.name, key, name, got, expected, watermark))
     return compared, wrong

@@ -19,14 +19,14 @@ from streams.settings import Settings
 
 def redis_sink(settings: Settings) -> Sink:
     from features.feast_repo import project_name
-    from features.plans import load_view_plans
+    from features.plans import ENTITY_SEP, load_view_plans
     from features.redis_writer import FeastRedisWriter, value_proto
 
     plans = load_view_plans(settings.feature_repo)
     writer = FeastRedisWriter(settings.redis_url, project_name(settings.feature_repo), plans)
     fields = {p.name: {f.name: (writer._views[p.name][1][f.name]) for f in p.features}
               for p in plans}
-    keys = {p.name: p.join_key for p in plans}
+    keys = {p.name: list(p.join_keys) for p in plans}
 
     def write(view: str, frame) -> None:
         spec = fields[view]
@@ -36,7 +36,8 @@ def redis_sink(settings: Settings) -> Sink:
         names = list(spec)
         pipe = writer.client.pipeline(transaction=False)
         columns = [frame[n].tolist() for n in names]
-        for i, entity in enumerate(frame[keys[view]].tolist()):
+        entities = frame[keys[view]].astype(str).agg(ENTITY_SEP.join, axis=1).tolist()
+        for i, entity in enumerate(entities):
             mapping = {f"_ts:{view}": stamp}
             for name, col in zip(names, columns, strict=True):
                 value = col[i]

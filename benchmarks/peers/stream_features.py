@@ -3,9 +3,9 @@ pandas per micro-batch, the way Feast's streaming docs suggest (consume, aggrega
 write to the online store). Only the write differs between the two peers.
 
 Semantics, kept as close to the job as a micro-batch loop can: every feature of both
-views over trailing windows ending at the newest event time seen so far; only the
-entities touched by the batch are recomputed (so, unlike the job, values do not decay
-for quiet entities). Events are decoded and validated with the same
+views over trailing windows ending at the newest event time seen so far, employees per
+tenant as in the job; only the entities touched by the batch are recomputed (so, unlike
+the job, values do not decay for quiet entities). Events are decoded and validated with the same
 ``InteractionDecoder`` the job uses. The window buffer keeps 24 h of events in one
 DataFrame; a benchmark run holds minutes of them.
 """
@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.plans import ENTITY_SEP
 from streams.settings import Settings
 
 M5, H1, H24 = 300_000, 3_600_000, 86_400_000
@@ -43,28 +44,33 @@ class WindowBuffer:
         batch["satisfaction"] = pd.to_numeric(batch["satisfaction"], errors="coerce")
         batch["escalated"] = batch["escalated"].astype(float)
         batch["event_time"] = batch["event_time"].astype(np.int64)
+        # The view's join keys in Feast's (sorted) order, as the job keys its windows.
+        batch["entity"] = batch["employee_id"] + ENTITY_SEP + batch["tenant_id"]
         self.newest = max(self.newest, int(batch["event_time"].max()))
         buf = pd.concat([self.buf, batch], ignore_index=True) if len(self.buf) else batch
         self.buf = buf[buf["event_time"] > self.newest - H24]
         return batch
 
-    def employee_activity(self, ids) -> pd.DataFrame:
+    def employee_activity(self, entities) -> pd.DataFrame:
+        """``entities``: the ``entity`` column's values (employee and tenant)."""
         now = self.newest
-        sub = self.buf[self.buf["employee_id"].isin(ids)]
-        day = sub.groupby("employee_id")
+        sub = self.buf[self.buf["entity"].isin(entities)]
+        day = sub.groupby("entity")
         out = pd.DataFrame({
             "interactions_24h": day["interaction_id"].count(),
             "avg_satisfaction_24h": day["satisfaction"].mean(),
             "escalation_rate_24h": day["escalated"].mean(),
             "distinct_intents_24h": day["intent"].nunique(),
             "last_intent": sub.sort_values("event_time", kind="stable")
-                              .groupby("employee_id")["intent"].last(),
+                              .groupby("entity")["intent"].last(),
         })
-        hour = sub[sub["event_time"] > now - H1].groupby("employee_id")
+        hour = sub[sub["event_time"] > now - H1].groupby("entity")
         out["interactions_1h"] = hour["interaction_id"].count()
         out["avg_latency_ms_1h"] = hour["response_latency_ms"].mean()
         out["interactions_1h"] = out["interactions_1h"].fillna(0).astype(np.int64)
-        return _finish(out, "employee_id", now)
+        out = _finish(out, "entity", now)
+        out[["employee_id", "tenant_id"]] = out["entity"].str.split(ENTITY_SEP, expand=True)
+        return out.drop(columns="entity")
 
     def tenant_load(self, ids) -> pd.DataFrame:
         now = self.newest
@@ -135,7 +141,7 @@ def consume(settings: Settings, sink: Sink, *, expect: int | None, stop_key: str
         c = time.perf_counter()
         if rows:
             batch = window.add(rows)
-            frames = {"employee_activity": window.employee_activity(batch["employee_id"].unique()),
+            frames = {"employee_activity": window.employee_activity(batch["entity"].unique()),
                       "tenant_load": window.tenant_load(batch["tenant_id"].unique())}
             d = time.perf_counter()
             for view, frame in frames.items():

@@ -57,8 +57,18 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
     settings = isolated_settings()
     events = simulated_events(settings, EVENTS, HOURS, seed=11, employees_per_tenant=150,
                               out_of_order_ms=OUT_OF_ORDER_MS)
+    # Two tenants' HR systems number employees alike: 40 ids of the first tenant recur in
+    # the second, as other people. Features are per tenant, so each keeps its own.
+    tenants = sorted({e["tenant_id"] for e in events})
+    ids = {t: sorted({e["employee_id"] for e in events if e["tenant_id"] == t}) for t in tenants}
+    alias = dict(zip(ids[tenants[1]][:40], ids[tenants[0]][:40], strict=True))
+    for event in events:
+        if event["tenant_id"] == tenants[1]:
+            event["employee_id"] = alias.get(event["employee_id"], event["employee_id"])
     frame = pd.DataFrame(events)
     assert frame.employee_id.nunique() >= 300  # hundreds of employees
+    shared = frame.groupby("employee_id").tenant_id.nunique()
+    assert (shared > 1).sum() >= 40
     bad = malformed_records(settings, events[0] | {"interaction_id": "never-valid"})
 
     # Valid traffic in two encodings, with the malformed records in the middle of it.
@@ -87,12 +97,12 @@ def test_features_match_brute_force_oracle_and_malformed_records_go_to_dlq(
     # Decay: employees active earlier but quiet for the hour before the last 5-minute
     # boundary the watermark has passed read exactly 0.
     boundary = int(progress["employee_activity"]) // FIVE_MIN * FIVE_MIN
-    last_seen = frame.groupby("employee_id").event_time.max()
+    last_seen = frame.groupby(["tenant_id", "employee_id"]).event_time.max()
     quiet = last_seen[(last_seen <= boundary - 3_600_000)
                       & (last_seen > boundary - 3 * 3_600_000)].index.tolist()
     assert len(quiet) >= 20
     rows = OnlineReader(settings.feature_repo, settings.redis_url).read(
-        "employee_activity", "employee_id", quiet)
+        "employee_activity", [{"tenant_id": t, "employee_id": e} for t, e in quiet])
     assert [r["interactions_1h"] for r in rows] == [0] * len(quiet)
 
     # Every malformed record is on the dead-letter topic with its kind, exactly once.

@@ -71,3 +71,37 @@ def test_the_shipped_repo_compiles():
     assert set(plans) == {"employee_activity", "tenant_load"}
     types = {f.name: f.value_type for f in plans["employee_activity"].features}
     assert types["interactions_1h"] == "INT64" and types["last_intent"] == "STRING"
+
+
+def test_employees_are_scoped_by_tenant():
+    plans = {p.name: p for p in load_view_plans("feature_repo")}
+    # Feast serializes entity keys with the join keys sorted; the windows key the same way.
+    assert plans["employee_activity"].join_keys == ("employee_id", "tenant_id")
+    assert plans["tenant_load"].join_keys == ("tenant_id",)
+
+
+def test_a_composite_entity_key_is_what_feast_reads():
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+    from feast.protos.feast.types.Value_pb2 import Value
+
+    from features.plans import ENTITY_SEP
+    from features.redis_writer import FeastRedisWriter
+
+    plan = {p.name: p for p in load_view_plans("feature_repo")}["employee_activity"]
+    writer = FeastRedisWriter("redis://127.0.0.1:1/0", "proj", [plan])  # never connects
+    # What Feast builds from entity_rows=[{"tenant_id": ..., "employee_id": ...}].
+    feast_key = serialize_entity_key(EntityKey(
+        join_keys=["tenant_id", "employee_id"],
+        entity_values=[Value(string_val="acme"), Value(string_val="emp-1")]),
+        entity_key_serialization_version=3) + b"proj"
+    assert writer.redis_key(plan.name, f"emp-1{ENTITY_SEP}acme") == feast_key
+    other_tenant = writer.redis_key(plan.name, f"emp-1{ENTITY_SEP}globex")
+    assert other_tenant != feast_key
+    assert plan.entity_values(f"emp-1{ENTITY_SEP}acme") == {"employee_id": "emp-1",
+                                                          "tenant_id": "acme"}
+
+
+def test_a_view_of_an_entity_the_repo_does_not_define_is_refused():
+    with pytest.raises(ConfigError, match="unknown"):
+        compile_view(_view(Int64, "count", "interaction_id"), {"tenant": "tenant_id"})

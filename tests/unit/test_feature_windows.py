@@ -34,7 +34,7 @@ def _spec(name, column, function, window, slide):
 
 PLAN = ViewPlan(
     "employee_activity",
-    "employee_id",
+    ("employee_id",),
     (
         _spec("n_1h", "interaction_id", "count", 60 * MIN, 5 * MIN),
         _spec("n_24h", "interaction_id", "count", 24 * 60 * MIN, 60 * MIN),
@@ -52,7 +52,7 @@ PLAN = ViewPlan(
 #: so the finer slides' boundaries must not drop panes that window still needs.
 TENANT_PLAN = ViewPlan(
     "tenant_load",
-    "employee_id",
+    ("employee_id",),
     (
         _spec("n_5m", "interaction_id", "count", 5 * MIN, MIN),
         _spec("p95_lat_5m", "latency", "p95", 5 * MIN, MIN),
@@ -132,9 +132,9 @@ def _batches(plan: ViewPlan, panes: dict, pane_end: int) -> list[PaneBatch]:
 def _panes(plan: ViewPlan, events: pd.DataFrame) -> dict:
     """(pane end, shard) -> entity -> its events in the right-closed pane (E - pane, E]."""
     frame = events.assign(pane=-(-events.event_time // plan.pane_ms) * plan.pane_ms,
-                          shard=events[plan.join_key].map(lambda e: hash(e) % SHARDS))
+                          shard=events.employee_id.map(lambda e: hash(e) % SHARDS))
     out: dict = {}
-    for (pane, shard, entity), group in frame.groupby(["pane", "shard", plan.join_key]):
+    for (pane, shard, entity), group in frame.groupby(["pane", "shard", "employee_id"]):
         out.setdefault((int(pane), int(shard)), {})[entity] = group
     return out
 
@@ -202,7 +202,7 @@ def test_windows_match_pandas_brute_force_with_decay(plan, seed, advance_every):
         first_seen = events.groupby("employee_id").event_time.min()
         boundary = watermark // plan.min_slide_ms * plan.min_slide_ms
         for entity in first_seen[first_seen <= boundary].index:
-            want = expected_features(events, "employee_id", entity, feats, watermark)
+            want = expected_features(events, {"employee_id": entity}, feats, watermark)
             got = store[entity]
             for name, value in want.items():
                 assert name in got, (entity, name)  # never written would read null in Feast

@@ -139,6 +139,15 @@ def test_empty_ids_are_missing(avro, field):
     _rejects(decoder, encode(interaction(**{field: ""})), "missing_field", field)
 
 
+@pytest.mark.parametrize("field", ["interaction_id", "tenant_id", "employee_id"])
+def test_ids_with_control_characters_are_refused(avro, field):
+    # Ids become (composite) feature keys: a separator inside one would split it.
+    decoder, encode = avro
+    for value in ("emp\x1f42", "emp\n42", "\x1b[2Jemp"):
+        _rejects(decoder, _json(interaction(**{field: value})), "out_of_range", field)
+        _rejects(decoder, encode(interaction(**{field: value})), "out_of_range", field)
+
+
 @pytest.mark.parametrize("field, value", [
     ("interaction_id", 17), ("event_time", 1.5), ("event_time", True),
     ("event_time", "yesterday"), ("event_time", "2025-10-09T08:00:00"),  # no offset
