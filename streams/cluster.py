@@ -13,6 +13,7 @@ the TaskManagers back up after one died; ``down`` stops what ``up`` started.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -131,6 +132,33 @@ def processes(settings: Settings, role: str) -> list[psutil.Process]:
     return found
 
 
+def orphaned_workers(settings: Settings) -> list[psutil.Process]:
+    """Python workers of this cluster whose TaskManager is gone (a killed TaskManager
+    leaves its workers running): found by the ``FLINK_CONF_DIR`` they inherited."""
+    conf = str(cluster_dir(settings) / "conf")
+    found = []
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmdline = " ".join(proc.info["cmdline"] or ())
+        if "beam_boot" not in cmdline and "pyflink-udf-runner" not in cmdline:
+            continue
+        try:
+            if proc.environ().get("FLINK_CONF_DIR") != conf:
+                continue
+            under_tm = any("TaskManagerRunner" in " ".join(p.cmdline()) for p in proc.parents())
+        except psutil.Error:
+            continue
+        if not under_tm:
+            found.append(proc)
+    return found
+
+
+def _reap(procs: list[psutil.Process]) -> None:
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(procs, timeout=10)
+
+
 def overview(settings: Settings) -> dict | None:
     try:
         return _rest(settings, "/overview")
@@ -142,6 +170,10 @@ def up(settings: Settings, taskmanagers: int = TASKMANAGERS) -> list[str]:
     """Start the JobManager if it is not running and TaskManagers up to ``taskmanagers``."""
     write_config(settings)
     lines = []
+    orphans = orphaned_workers(settings)
+    if orphans:
+        _reap(orphans)
+        lines.append(f"removed {len(orphans)} Python worker(s) left by a dead TaskManager")
     if not processes(settings, "jobmanager"):
         _script(settings, "jobmanager.sh", "start")
         lines.append(f"jobmanager started, REST and UI on http://127.0.0.1:"
@@ -191,13 +223,14 @@ def down(settings: Settings) -> list[str]:
     lines = []
     for role in ("taskmanager", "jobmanager"):
         running = processes(settings, role)
+        workers = [c for p in running for c in p.children(recursive=True)]
         for proc in running:
             proc.terminate()
         _, alive = psutil.wait_procs(running, timeout=30)
-        for proc in alive:
-            proc.kill()
+        _reap(alive + workers)
         lines.append(f"{role}: {len(running)} stopped" if running else
                      f"{role}: none running here")
+    _reap(orphaned_workers(settings))
     for pidfile in (cluster_dir(settings) / "run").glob("*.pid"):
         pidfile.unlink()
     return lines

@@ -72,10 +72,11 @@ def create_environment(settings: Settings, extra_config: Mapping[str, str] | Non
     config.set_string("pipeline.auto-watermark-interval", f"{job.watermark_interval_ms} ms")
     config.set_string("python.state.cache-size", "10000")
     config.set_string("python.execution-mode", "process")
-    # One Python process per Python operator, not one per slot shared through managed
-    # memory: a shared process that died (OOM killer, crash) stays cached in the slot,
-    # and every restart in that slot fails on it ("Failed to start remote bundle").
-    config.set_string("python.fn-execution.memory.managed", "false")
+    # One Python process per operator, or one per slot shared through managed memory: a
+    # shared process that died (OOM killer, crash) stays cached in its slot, and every
+    # restart in that slot fails on it ("Failed to start remote bundle").
+    config.set_string("python.fn-execution.memory.managed",
+                      str(not job.python_worker_per_operator).lower())
     root = checkpoints.folder(settings, list(branches))
     config.set_string("execution.checkpointing.dir", root.as_uri())
     config.set_string("execution.checkpointing.num-retained", str(checkpoints.RETAINED))

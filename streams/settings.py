@@ -60,6 +60,11 @@ class JobSettings(BaseModel):
     python_bundle_ms: int = Field(1000, ge=1)
     network_buffer_ms: int = Field(100, ge=0)
     watermark_interval_ms: int = Field(200, ge=1)
+    #: One Python process per Python operator (recovers from a worker that died: killed
+    #: for memory, crashed), or one per slot shared by its operators (less idle CPU, but
+    #: a dead shared worker stays cached in its slot and every restart there fails until
+    #: the TaskManager is restarted; Flink's ``python.fn-execution.memory.managed``).
+    python_worker_per_operator: bool = True
     #: The Flink REST API and web UI: of ``driftline run``'s mini-cluster and of the
     #: standalone cluster (``driftline cluster up``). 0 picks a free port at start.
     rest_port: int = Field(8081, ge=0, le=65535)

@@ -59,7 +59,10 @@ def test_a_killed_taskmanager_recovers_with_exact_features(cluster_settings):
     victim.kill()
     victim.wait(30)
     produce(settings, second)
-    cluster.up(settings)  # a replacement TaskManager, as a supervisor would start
+    # A replacement TaskManager, as a supervisor would start; the dead one's Python
+    # workers, which outlive it, are removed.
+    cluster.up(settings)
+    assert not cluster.orphaned_workers(settings)
     wait_for(lambda: caught_up(frame), timeout_s=360, what="the whole stream after recovery")
     progress = wait_until_stable(lambda: progress_of(settings, views), quiet_s=5, timeout_s=60)
 
