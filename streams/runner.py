@@ -28,8 +28,12 @@ def with_ports(settings: Settings) -> Settings:
     for field in ("rest_port", "metrics_port"):
         port = getattr(settings.job, field) or free_port()
         with socket.socket() as probe:
+            # As servers bind: a port whose old connections linger (TIME_WAIT, after a
+            # restart) is free; only one something still listens on is taken.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
+                probe.listen()
             except OSError:
                 raise ConfigError(f"job.{field}", f"port {port} is in use (another "
                                   "`driftline run`, or a Flink cluster?); set "
