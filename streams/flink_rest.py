@@ -22,7 +22,8 @@ class JobInfo:
     name: str
     state: str
     uptime_s: float
-    restarts: int
+    #: None until the JobManager's metric store has the value (it fills on first request)
+    restarts: int | None
     records_in: int
     last_failure: str | None  # the root cause's first line, if the job ever failed
 
@@ -73,7 +74,8 @@ def jobs(settings: Settings) -> list[JobInfo] | None:
         job_id = job["jid"]
         detail = _get(settings, f"/jobs/{job_id}")
         metrics = _get(settings, f"/jobs/{job_id}/metrics?get=numRestarts")
-        restarts = next((int(float(m["value"])) for m in metrics if m["id"] == "numRestarts"), 0)
+        restarts = next((int(float(m["value"])) for m in metrics if m["id"] == "numRestarts"),
+                        None)
         source = records_read(settings, job_id, detail.get("vertices", []))
         end = job.get("end-time", -1)
         uptime = ((end if end > 0 else time.time() * 1000) - job["start-time"]) / 1000

@@ -130,11 +130,12 @@ def job_lines(settings: Settings, redis_up: bool) -> list[str]:
     lines = []
     for job in found:
         mark = "ok  " if job.state == "RUNNING" and not job.restarts else "WARN"
+        restarts = "?" if job.restarts is None else str(job.restarts)
         if job.state in ("FAILED", "RESTARTING"):
             mark = "DOWN"
         rate = job.records_in / job.uptime_s if job.uptime_s > 0 else 0.0
         lines.append(f"{mark} job     {job.name} {job.state}, up {job.uptime_s:,.0f} s, "
-                     f"{job.restarts} restart(s), {job.records_in:,} records in "
+                     f"{restarts} restart(s), {job.records_in:,} records in "
                      f"({rate:,.0f}/s) [{job.job_id}]")
         if job.last_failure:
             lines.append(f"         last failure: {job.last_failure}")

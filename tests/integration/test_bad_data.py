@@ -22,6 +22,7 @@ from streams import flink_rest
 from streams.producer import parse_drift, produce_events, simulated_events
 from streams.views import read_alerts
 from tests.integration.conftest import read_topic, wait_for, wait_until_stable
+from tests.integration.test_recovery import restarts
 from tests.oracle import compare_online
 
 pytestmark = pytest.mark.integration
@@ -66,8 +67,7 @@ def test_constant_columns_missing_embeddings_and_a_3_mb_record_keep_the_job_runn
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
 
     assert job.status() == "RUNNING"
-    info = flink_rest.jobs(job.settings)
-    assert info and info[0].restarts == 0, info
+    assert restarts(job.settings) == 0, flink_rest.jobs(job.settings)
     compared, wrong = compare_online(settings, frame, progress)
     assert not wrong, f"{len(wrong)} of {compared} values differ, e.g. {wrong[:5]}"
     assert compared > 1_000

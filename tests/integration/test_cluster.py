@@ -21,6 +21,7 @@ from tests.integration.test_recovery import (
     checkpointed_after,
     produce,
     reachable,
+    restarts,
     stream,
 )
 
@@ -68,7 +69,7 @@ def test_a_killed_taskmanager_recovers_with_exact_features(cluster_settings):
 
     jobs = {j.job_id: j for j in flink_rest.jobs(settings) or []}
     assert jobs[job_id].state == "RUNNING"
-    assert jobs[job_id].restarts >= 1
+    assert restarts(settings, job_id) >= 1
     assert_exact(settings, frame, progress)
 
     # Our own metrics on Prometheus, from the TaskManagers' reporters.

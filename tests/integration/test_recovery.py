@@ -76,9 +76,17 @@ def python_workers() -> list[psutil.Process]:
             if "beam_boot" in " ".join(p.cmdline())]
 
 
-def restarts(job) -> int:
-    found = flink_rest.jobs(job.settings) or []
-    return found[0].restarts if found else 0
+def restarts(settings, job_id: str | None = None) -> int:
+    """The job's restarts once Flink reports them (its metric store fills on the first
+    request, so the first answer can be empty)."""
+    def known() -> bool:
+        found = [j for j in flink_rest.jobs(settings) or [] if job_id in (None, j.job_id)]
+        counted.extend(j.restarts for j in found[:1] if j.restarts is not None)
+        return bool(counted)
+
+    counted: list[int] = []
+    wait_for(known, timeout_s=30, what="Flink's restart count")
+    return counted[-1]
 
 
 def test_a_killed_python_worker_restores_from_the_checkpoint(isolated_settings, running_job):
@@ -98,7 +106,8 @@ def test_a_killed_python_worker_restores_from_the_checkpoint(isolated_settings, 
     workers[0].kill()
     produce(settings, second)
     job_id = str(job.client.get_job_id())
-    wait_for(lambda: restarts(job) >= 1, timeout_s=120, what="Flink to restart the job")
+    wait_for(lambda: restarts(job.settings) >= 1, timeout_s=120,
+             what="Flink to restart the job")
     wait_for(lambda: job.caught_up(reachable(settings, frame)), timeout_s=300,
              what="the whole stream after the restore")
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
@@ -196,5 +205,5 @@ def test_a_redis_outage_of_30_s_holds_back_and_loses_nothing(isolated_settings, 
              what="the whole stream after Redis came back")
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
     assert job.status() == "RUNNING"
-    assert restarts(job) == 0
+    assert restarts(job.settings) == 0
     assert_exact(settings, frame, progress)
