@@ -56,7 +56,7 @@ from tests.integration.conftest import (
     wait_for,
     wait_until_stable,
 )
-from tests.integration.test_recovery import (
+from tests.integration.faults import (
     checkpointed_after,
     produce,
     python_workers,

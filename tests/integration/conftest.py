@@ -27,6 +27,7 @@ from features.feast_repo import apply, project_name
 from streams import stack
 from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
+from streams.stats import progress_key, stats_key
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +53,8 @@ def remove_keys(settings: Settings) -> int:
     """Delete what a test's job wrote: its Feast rows (Feast's Redis keys end with the
     project name) and its progress and counters."""
     client = redis.Redis.from_url(settings.redis_url)
-    patterns = [f"*{project_name(settings.feature_repo)}",
-                f"driftline:{settings.job.consumer_group}:*"]
+    patterns = [f"*{project_name(settings.feature_repo)}", progress_key(settings),
+                stats_key(settings)]
     keys = [k for p in patterns for k in client.scan_iter(match=p, count=1000)]
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i:i + 1000])

@@ -22,7 +22,7 @@ from streams import flink_rest
 from streams.producer import parse_drift, produce_events, simulated_events
 from streams.views import read_alerts
 from tests.integration.conftest import read_topic, wait_for, wait_until_stable
-from tests.integration.test_recovery import restarts
+from tests.integration.faults import restarts
 from tests.oracle import compare_online
 
 pytestmark = pytest.mark.integration

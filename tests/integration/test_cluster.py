@@ -16,7 +16,7 @@ from features.plans import load_view_plans
 from streams import cluster, flink_rest
 from streams.runner import progress_of, with_ports
 from tests.integration.conftest import settings_env, wait_for, wait_until_stable
-from tests.integration.test_recovery import (
+from tests.integration.faults import (
     assert_exact,
     checkpointed_after,
     produce,

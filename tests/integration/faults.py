@@ -1,0 +1,72 @@
+"""The fault scenario the recovery tests, the cluster test and ``benchmarks/recovery.py``
+share: a seeded stream in two halves, and what to check a restored job against."""
+
+from __future__ import annotations
+
+import pandas as pd
+import psutil
+
+from schemas.dead_letter import read_dead_letter
+from streams import checkpoints, flink_rest
+from streams.producer import parse_drift, produce_events, produce_raw, simulated_events
+from tests.integration.conftest import read_topic, wait_for
+from tests.oracle import compare_online
+
+EVENTS = 10_000
+HOURS = 4.0
+FIVE_MIN = 300_000
+GARBAGE = [(b"k", b"\x07not a record"), (b"k", b'{"interaction_id": "half",')]
+
+
+def stream(settings, drift: str | None = None) -> tuple[list[dict], list[dict], pd.DataFrame]:
+    """The first and second half of a seeded stream, and all of it as a frame."""
+    events = simulated_events(settings, EVENTS, HOURS, seed=23, employees_per_tenant=80,
+                              out_of_order_ms=20_000, drift=parse_drift(drift, EVENTS))
+    return events[: EVENTS // 2], events[EVENTS // 2:], pd.DataFrame(events)
+
+
+def produce(settings, events: list[dict], garbage: bool = False) -> None:
+    produce_events(settings, events, "mixed", quiet=True)
+    if garbage:
+        produce_raw(settings, GARBAGE)
+
+
+def reachable(settings, events: list[dict] | pd.DataFrame) -> int:
+    """The last 5-minute boundary the watermark can pass with these events."""
+    newest = int(pd.DataFrame(events).event_time.max()) - settings.job.max_out_of_orderness_ms
+    return newest // FIVE_MIN * FIVE_MIN - FIVE_MIN
+
+
+def checkpointed_after(settings, branches: list[str], since: float) -> bool:
+    latest = checkpoints.latest(checkpoints.folder(settings, branches))
+    return latest is not None and latest.joinpath(checkpoints.METADATA).stat().st_mtime > since
+
+
+def assert_exact(settings, frame: pd.DataFrame, progress: dict[str, str]) -> None:
+    compared, wrong = compare_online(settings, frame, progress)
+    assert not wrong, f"{len(wrong)} of {compared} values differ, e.g. {wrong[:5]}"
+    assert compared > 1_000
+
+
+def dead_letters(settings) -> list[str]:
+    letters = read_topic(settings, settings.topics.dead_letter, len(GARBAGE), timeout_s=15)
+    return [read_dead_letter(m.key(), m.value(), m.headers()).error_kind for m in letters]
+
+
+def python_workers() -> list[psutil.Process]:
+    """The PyFlink Python worker processes of jobs this test process started."""
+    return [p for p in psutil.Process().children(recursive=True)
+            if "beam_boot" in " ".join(p.cmdline())]
+
+
+def restarts(settings, job_id: str | None = None) -> int:
+    """The job's restarts once Flink reports them (its metric store fills on the first
+    request, so the first answer can be empty)."""
+    def known() -> bool:
+        found = [j for j in flink_rest.jobs(settings) or [] if job_id in (None, j.job_id)]
+        counted.extend(j.restarts for j in found[:1] if j.restarts is not None)
+        return bool(counted)
+
+    counted: list[int] = []
+    wait_for(known, timeout_s=30, what="Flink's restart count")
+    return counted[-1]
