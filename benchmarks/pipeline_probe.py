@@ -25,13 +25,10 @@ FEATURE = "employee_activity:interactions_1h"
 
 
 def _store(settings: Settings):
-    from feast import FeatureStore
+    from features.feast_repo import feature_store
 
-    from features.feast_repo import _export
-
-    _export(settings.redis_url)
     warnings.simplefilter("ignore")
-    return FeatureStore(repo_path=str(settings.feature_repo))
+    return feature_store(settings.feature_repo, settings.redis_url)
 
 
 def _probe_loop(settings: Settings, interval_s: float, poll_s: float, timeout_s: float,

@@ -34,6 +34,7 @@ BENCHMARKS = [
     ("drift_cost", "benchmarks.drift_cost", "drift.md"),
     ("drift_quality", "benchmarks.drift_quality", "drift_quality.md"),
     ("recovery", "benchmarks.recovery", "recovery.md"),
+    ("offline_log", "benchmarks.offline_log", "offline_log.md"),
 ]
 
 INTRO = """# Benchmark results

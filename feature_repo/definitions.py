@@ -25,23 +25,23 @@ employee = Entity(name="employee", join_keys=["employee_id"], value_type=ValueTy
 tenant = Entity(name="tenant", join_keys=["tenant_id"], value_type=ValueType.STRING,
                 description="An HR shared-service tenant")
 
-interactions_log = FileSource(
-    name="chatbot_interactions_log",
-    path="data/interactions.parquet",
-    timestamp_field="event_time",
-)
 
-chatbot_interactions = KafkaSource(
-    name="chatbot_interactions",
-    kafka_bootstrap_servers="127.0.0.1:9092",
-    topic="hr.chatbot.interactions",
-    timestamp_field="event_time",
-    batch_source=interactions_log,
-    message_format=AvroFormat(
-        schema_json=resources.files("schemas").joinpath("avro/chatbot_interaction.avsc").read_text()
-    ),
-    watermark_delay_threshold=timedelta(seconds=30),
-)
+def interactions(view: str) -> KafkaSource:
+    """The interaction stream as the source of ``view``. Its batch source is the view's
+    offline feature log: the rows the driftline job wrote online, kept as Parquet by day
+    (features/offline_log.py), which ``get_historical_features`` joins point-in-time."""
+    return KafkaSource(
+        name=f"chatbot_interactions_{view}",
+        kafka_bootstrap_servers="127.0.0.1:9092",
+        topic="hr.chatbot.interactions",
+        timestamp_field="event_time",
+        batch_source=FileSource(name=f"{view}_log", path=f"data/offline/{view}",
+                                timestamp_field="event_timestamp"),
+        message_format=AvroFormat(schema_json=resources.files("schemas").joinpath(
+            "avro/chatbot_interaction.avsc").read_text()),
+        watermark_delay_threshold=timedelta(seconds=30),
+    )
+
 
 M5, H1, H24 = timedelta(minutes=5), timedelta(hours=1), timedelta(hours=24)
 
@@ -49,7 +49,7 @@ M5, H1, H24 = timedelta(minutes=5), timedelta(hours=1), timedelta(hours=24)
 # employee "emp-1" are two entities and one tenant's lookups never see the other's rows.
 employee_activity = StreamFeatureView(
     name="employee_activity",
-    source=chatbot_interactions,
+    source=interactions("employee_activity"),
     entities=[tenant, employee],
     ttl=timedelta(days=2),
     timestamp_field="event_time",
@@ -83,7 +83,7 @@ employee_activity = StreamFeatureView(
 
 tenant_load = StreamFeatureView(
     name="tenant_load",
-    source=chatbot_interactions,
+    source=interactions("tenant_load"),
     entities=[tenant],
     ttl=timedelta(days=2),
     timestamp_field="event_time",

@@ -8,6 +8,7 @@ really Feast's format.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -19,8 +20,6 @@ import yaml
 from redis.connection import parse_url
 
 from schemas.errors import DriftlineError
-
-REDIS_ENV = "DRIFTLINE_FEAST_REDIS"  # substituted into feature_store.yaml
 
 
 class FeastError(DriftlineError):
@@ -36,20 +35,57 @@ def feast_connection_string(redis_url: str) -> str:
     return text
 
 
+def _yaml(repo_path: Path | str) -> Path:
+    return Path(repo_path) / "feature_store.yaml"
+
+
 def project_name(repo_path: Path | str) -> str:
-    config = yaml.safe_load((Path(repo_path) / "feature_store.yaml").read_text())
-    return str(config["project"])
+    return str(yaml.safe_load(_yaml(repo_path).read_text())["project"])
 
 
-def _export(redis_url: str) -> None:
-    # The edge of the program: Feast reads its online store address from its yaml,
-    # which takes it from this variable.
-    os.environ[REDIS_ENV] = feast_connection_string(redis_url)
+_CONNECTION_LINE = re.compile(r"^(\s+connection_string:\s*).*$", re.MULTILINE)
+
+
+def point_online_store(repo_path: Path | str, redis_url: str) -> bool:
+    """Make the repo's ``feature_store.yaml`` name ``redis_url`` as its online store, so
+    plain Feast clients read where the job writes; True if the line changed."""
+    path = _yaml(repo_path)
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    if (config.get("online_store") or {}).get("type") != "redis":
+        raise FeastError(f"{path}: driftline writes Feast's Redis online store; "
+                         "online_store.type must be redis")
+    wanted = feast_connection_string(redis_url)
+    if config["online_store"].get("connection_string") == wanted:
+        return False
+    updated, n = _CONNECTION_LINE.subn(lambda m: f'{m.group(1)}"{wanted}"', text, count=1)
+    if n != 1:
+        raise FeastError(f"{path}: no online_store connection_string line to set")
+    path.write_text(updated)
+    return True
+
+
+def feature_store(repo_path: Path | str, redis_url: str):
+    """The repo's Feast ``FeatureStore``, its online store at ``redis_url`` whatever the
+    yaml says (it may name another Redis, e.g. before ``driftline apply``)."""
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    # Feast warns on every StreamFeatureView it loads; we use them on purpose.
+    warnings.filterwarnings("ignore", message="Stream feature views are experimental")
+    repo = Path(repo_path).resolve()
+    raw = yaml.safe_load(os.path.expandvars(_yaml(repo).read_text()))
+    raw["online_store"] = {**raw["online_store"],
+                           "connection_string": feast_connection_string(redis_url)}
+    config = RepoConfig(**raw)
+    config.repo_path = repo
+    return FeatureStore(repo_path=str(repo), config=config)
 
 
 def apply(repo_path: Path | str, redis_url: str) -> str:
-    """Run ``feast apply`` on the repo (registers entities, sources and views)."""
-    _export(redis_url)
+    """Run ``feast apply`` on the repo (registers entities, sources and views), its
+    online store pointed at ``redis_url`` first."""
+    point_online_store(repo_path, redis_url)
     feast_cli = Path(sys.executable).with_name("feast")
     done = subprocess.run([str(feast_cli), "apply"], cwd=repo_path, capture_output=True,
                           text=True, env=os.environ.copy())
@@ -62,12 +98,7 @@ class OnlineReader:
     """A Feast ``FeatureStore`` over the repo, reading every feature of a view."""
 
     def __init__(self, repo_path: Path | str, redis_url: str) -> None:
-        from feast import FeatureStore
-
-        # Feast warns on every StreamFeatureView it loads; we use them on purpose.
-        warnings.filterwarnings("ignore", message="Stream feature views are experimental")
-        _export(redis_url)
-        self.store = FeatureStore(repo_path=str(repo_path))
+        self.store = feature_store(repo_path, redis_url)
 
     def features_of(self, view: str) -> list[str]:
         fv = self.store.get_stream_feature_view(view)

@@ -46,6 +46,11 @@ class ViewPlan:
     #: ``("employee_id", "tenant_id")`` scopes an employee's features to the tenant.
     join_keys: tuple[str, ...]
     features: tuple[FeatureSpec, ...]
+    #: The view's offline feature log (its Feast batch source's path, relative to the
+    #: repo): a folder of Parquet by day (features/offline_log.py). None: no log.
+    log_path: str | None = None
+    #: The view's Feast TTL: how far back ``get_historical_features`` looks for a row.
+    ttl_ms: int = 0
 
     def entity_values(self, entity: str) -> dict[str, str]:
         """The one string the windows key by -> {join key: value}."""
@@ -137,7 +142,23 @@ def compile_view(sfv, join_keys: dict[str, str]) -> ViewPlan:
     for key in keys:
         if key not in column_types():
             raise ConfigError(f"{where}.entities", f"join key {key!r} is not a column")
-    return ViewPlan(sfv.name, keys, tuple(specs))
+    return ViewPlan(sfv.name, keys, tuple(specs), log_path=_log_path(sfv, where),
+                    ttl_ms=int(sfv.ttl.total_seconds() * 1000) if sfv.ttl else 0)
+
+
+def _log_path(sfv, where: str) -> str:
+    from feast import FileSource
+
+    source = sfv.batch_source
+    if not isinstance(source, FileSource) or source.path.endswith(".parquet"):
+        raise ConfigError(f"{where}.source.batch_source", "the view's offline log: a Feast "
+                          "FileSource whose path is a folder (the job writes Parquet by "
+                          "day into it), e.g. FileSource(path='data/offline/<view>', "
+                          "timestamp_field='event_timestamp')")
+    if source.timestamp_field != "event_timestamp":
+        raise ConfigError(f"{where}.source.batch_source.timestamp_field",
+                          "must be 'event_timestamp', the column the offline log writes")
+    return str(source.path)
 
 
 def load_view_plans(repo_path: Path | str) -> list[ViewPlan]:

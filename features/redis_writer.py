@@ -50,12 +50,17 @@ _PROTO_FIELDS: dict[str, tuple[str, Callable[[Any], Any]]] = {
 }
 
 
+def typed_value(value_type: str, value: Any) -> Any:
+    """``value`` as the Python value of the declared Feast type (None stays None)."""
+    return None if value is None else _PROTO_FIELDS[value_type][1](value)
+
+
 def value_proto(value_type: str, value: Any) -> bytes:
     """A serialized Feast ``Value`` of the declared type; None is an empty Value (null)."""
     if value is None:
         return Value().SerializeToString()
-    name, convert = _PROTO_FIELDS[value_type]
-    return Value(**{name: convert(value)}).SerializeToString()
+    return Value(**{_PROTO_FIELDS[value_type][0]: typed_value(value_type, value)}) \
+        .SerializeToString()
 
 
 class FeastRedisWriter:

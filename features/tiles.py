@@ -22,8 +22,10 @@ from features.sql import SLOT_TYPES, BatchLayout
 
 @dataclass(frozen=True)
 class FeatureRow:
-    """Feature values of one entity as of ``ts_ms`` (a window boundary); what the writer
-    writes. ``values`` holds only the features that changed since the last row."""
+    """Every feature value of one entity as of ``ts_ms`` (a window boundary): what the
+    online store then holds for it, and one row of the offline log. A row is made only
+    where some feature changed; whole rows, so that a write by another Feast client is
+    gone after the job's next one."""
 
     view: str
     entity_value: str
@@ -137,8 +139,8 @@ class ViewWindows:
 
     def advance(self, shard: ShardTiles, watermark: int) -> list[FeatureRow]:
         """Evaluate every due entity at every due boundary up to ``watermark``, in order;
-        return the rows to write (changed features only; the first row of an entity has
-        all of them, so a quiet entity reads 0, not null).
+        return the rows to write (an entity's first row too, so a quiet entity reads 0,
+        not null).
 
         The end of a bounded input arrives as a watermark past all time; event time then
         ends with the last pane, so nothing is written for boundaries after it.
@@ -170,9 +172,10 @@ class ViewWindows:
         tiles = shard.entities.get(entity)
         if tiles is None:
             return None
-        if not tiles.written_once:
+        first = not tiles.written_once
+        if first:
             mask = self._all
-        changed: dict[str, Any] = {}
+        changed = False
         for gi, group in enumerate(self._groups):
             if not mask >> gi & 1:
                 continue  # no pane entered or left this group's windows here
@@ -181,8 +184,7 @@ class ViewWindows:
                                 strict=True):
                 name = self.plan.features[i].name
                 empty = self._empty[name]
-                if not tiles.written_once or value != tiles.written.get(name, empty):
-                    changed[name] = value
+                changed = changed or value != tiles.written.get(name, empty)
                 if value == empty:
                     tiles.written.pop(name, None)
                 else:
@@ -193,19 +195,16 @@ class ViewWindows:
         horizon = min(boundary // g.slide_ms * g.slide_ms - g.window_ms for g in self._groups)
         for pane_end in [p for p in tiles.panes if p <= horizon]:
             del tiles.panes[pane_end]
+        values = {name: tiles.written.get(name, empty) for name, empty in self._empty.items()}
         if not tiles.panes and not tiles.written:
             del shard.entities[entity]
-        return FeatureRow(self.plan.name, entity, boundary, changed) if changed else None
+        if not (first or changed):
+            return None
+        return FeatureRow(self.plan.name, entity, boundary, values)
 
 
 def latest_per_entity(rows: list[FeatureRow]) -> list[FeatureRow]:
-    """One row per (view, entity): the latest values of every feature any of its rows
-    changed, at the latest row's time. What an online store needs after a watermark jump
-    (a drain), where the intermediate rows would be overwritten at once anyway."""
-    merged: dict[tuple[str, str], FeatureRow] = {}
-    for row in rows:  # rows of one entity come in boundary order
-        key = (row.view, row.entity_value)
-        prev = merged.get(key)
-        merged[key] = row if prev is None else FeatureRow(
-            row.view, row.entity_value, row.ts_ms, {**prev.values, **row.values})
-    return list(merged.values())
+    """The latest row of each (view, entity): what an online store needs after a
+    watermark jump (a drain), where the rows before it would be overwritten at once."""
+    latest = {(row.view, row.entity_value): row for row in rows}  # rows come in time order
+    return list(latest.values())

@@ -6,8 +6,9 @@ import argparse
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from schemas.errors import DriftlineError
+from schemas.errors import ConfigError, DriftlineError
 from streams.settings import Settings, load_settings
 from streams.submit import parse_branches
 
@@ -113,6 +114,46 @@ def cmd_cluster(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.offline import compact_log
+
+    days = compact_log(settings)
+    _print(f"{d.view} {d.day}: {d.rows:,} rows -> {d.path}" for d in days)
+    print(f"{len(days)} day(s) rewritten; the rest were up to date")
+    return 0
+
+
+def cmd_training_set(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.offline import write_training_set
+
+    write_training_set(settings, args.entities, args.features or [], args.out,
+                       say=lambda line: print(f"[driftline] {line}", flush=True))
+    return 0
+
+
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from streams.backfill import backfill
+    from streams.runner import require_stack
+
+    require_stack(settings)
+    report = backfill(settings, args.events, _ms(args.start, "--start"), _ms(args.end, "--end"),
+                      say=lambda line: print(f"[driftline] {line}", flush=True))
+    print(f"[driftline] backfill {report.run}: {report.records:,} records, "
+          f"{report.log_rows:,} log rows, {report.dead_letters:,} dead letters, "
+          f"{report.seconds:.0f} s")
+    return 0
+
+
+def _ms(text: str, option: str) -> int:
+    from datetime import UTC, datetime
+
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(option, f"{text!r} is not an ISO-8601 time") from None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -166,6 +207,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--branches", default="features,drift", type=parse_branches,
                    help="for submit: comma-separated: features, drift")
     p.set_defaults(func=cmd_cluster)
+
+    sub.add_parser("compact", help="turn the job's staged offline log into the views' "
+                                   "Parquet (driftline run does it as it goes)").set_defaults(
+        func=cmd_compact)
+
+    p = sub.add_parser("training-set", help="point-in-time features for entity rows, "
+                                            "through Feast's get_historical_features")
+    p.add_argument("--entities", type=Path, required=True,
+                   help="Parquet or CSV: the views' join keys and event_timestamp")
+    p.add_argument("--features", action="append", metavar="VIEW[:FEATURE]",
+                   help="repeatable; default: every feature of every view")
+    p.add_argument("--out", type=Path, required=True, help="the training set (Parquet)")
+    p.set_defaults(func=cmd_training_set)
+
+    p = sub.add_parser("backfill", help="fill the offline log for a past range of events, "
+                                        "by the same Flink job on bounded input")
+    p.add_argument("--events", type=Path, default=None,
+                   help="a .jsonl or .parquet file of interactions (default: the input topic)")
+    p.add_argument("--start", required=True, help="ISO-8601 (UTC if no zone)")
+    p.add_argument("--end", required=True, help="ISO-8601 (UTC if no zone)")
+    p.set_defaults(func=cmd_backfill)
 
     p = sub.add_parser("demo", help="the whole product, end to end, in a few minutes")
     p.add_argument("--events", type=int, default=60_000)

@@ -36,7 +36,7 @@ DRIFT_COLUMN, DRIFT_SD, DRIFT_FROM, DRIFT_TENANT = "response_latency_ms", 0.75, 
 #: Drift is monitored per tenant (their channel mixes differ, and their shares of the
 #: traffic follow their time zones, so an all-tenant mix moves every hour).
 DEMO_DRIFT = {"per_tenant": True, "window_ms": 30 * 60_000, "reference_events": 2_000}
-STEPS = 6
+STEPS = 7
 
 
 def _step(n: int, text: str) -> None:
@@ -118,12 +118,37 @@ def _traffic_and_results(settings: Settings, job: JobHandle, count: int, started
     for line in _alert_summary(alerts):
         print("  " + line, flush=True)
     named = any(a.feature == drift.column and a.tenant_id == tenant for a in alerts)
+    _training_set(settings, frame, next(iter(employees)))
     print(f"\n[demo] done in {time.monotonic() - started:.0f} s; the injected drift on "
           f"{tenant} / {drift.column} was {'detected' if named else 'NOT detected'}.", flush=True)
     tenant_of, busy = next(iter(employees))
     print(f"[demo] features stay in Redis: "
           f"`driftline lookup --tenant {tenant_of} --employee {busy}`", flush=True)
     return 0 if named else 1
+
+
+def _training_set(settings: Settings, frame: pd.DataFrame, employee: tuple[str, str]) -> None:
+    """A point-in-time training set from the offline log: one employee every 2 hours."""
+    from streams.offline import log_committed, write_training_set
+
+    _step(7, f"a training set from the offline log: {employee[1]} every 2 h, point-in-time "
+             "(Feast's get_historical_features)")
+    deadline = time.monotonic() + 60
+    while not log_committed(settings) and time.monotonic() < deadline:
+        time.sleep(1)  # the log's rows are visible once Flink's next checkpoint commits them
+    start, end = int(frame.event_time.min()), int(frame.event_time.max())
+    instants = range(start // 3_600_000 * 3_600_000 + 7_200_000, end, 7_200_000)
+    rows = pd.DataFrame({"tenant_id": employee[0], "employee_id": employee[1],
+                         "event_timestamp": pd.to_datetime(list(instants), unit="ms",
+                                                           utc=True)})
+    entities = settings.state_dir / "demo-entities.csv"
+    out = settings.state_dir / "demo-training-set.parquet"
+    rows.to_csv(entities, index=False)
+    features = ["employee_activity:interactions_1h", "employee_activity:interactions_24h",
+                "employee_activity:last_intent", "tenant_load:interactions_5m"]
+    write_training_set(settings, entities, features, out, say=lambda line: print(f"  {line}"))
+    table = pd.read_parquet(out).drop(columns=["tenant_id", "employee_id"])
+    print("  " + table.to_string(index=False).replace("\n", "\n  "), flush=True)
 
 
 def _hhmm(event: dict) -> str:

@@ -1,4 +1,4 @@
-"""The feature branch's Python step: pane batches in, Feast rows in Redis out.
+"""The feature branch's Python step: pane batches in, Feast rows in Redis and the log out.
 
 Keyed by ``<view>/<shard>``. The maths is ``features/tiles.py`` (pure, unit-tested); here
 only Flink's keyed state, event-time timers, the Redis writes and progress. A batch or
@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import time
 
-from pyflink.common import Types
+from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
+from features.offline_log import STAGED_COLUMNS, staged_values
 from features.plans import ViewPlan
 from features.tiles import PaneBatch, ShardTiles, ViewWindows, latest_per_entity
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import progress_key
+
+_FLINK_TYPES = {"STRING": Types.STRING(), "BIGINT": Types.LONG()}
+#: A row of the offline log as staged (the day is derived from ``ts_ms`` in the sink).
+LOG_ROW = Types.ROW_NAMED([n for n, _ in STAGED_COLUMNS[:-1]],
+                          [_FLINK_TYPES[t] for _, t in STAGED_COLUMNS[:-1]])
 
 
 def shard_key(view: str, shard: int) -> str:
@@ -41,6 +47,7 @@ class FeatureTiles(KeyedProcessFunction):
     def __init__(self, plans: list[ViewPlan], settings: Settings, project: str) -> None:
         self.plans, self.redis_url, self.project = plans, settings.redis_url, project
         self.progress_key = progress_key(settings)
+        self.log, self.write_online = settings.offline.enabled, settings.job.write_online
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from features.redis_writer import FeastRedisWriter
@@ -81,7 +88,8 @@ class FeatureTiles(KeyedProcessFunction):
             return iter(())
         view = key.rpartition("/")[0]
         watermark = max(timestamp, ctx.timer_service().current_watermark())
-        rows = latest_per_entity(self.windows[view].advance(tiles, watermark))
+        computed = self.windows[view].advance(tiles, watermark)
+        rows = latest_per_entity(computed) if self.write_online else []
         self.state.update(tiles)
         if rows:
             def write() -> int:
@@ -96,7 +104,9 @@ class FeatureTiles(KeyedProcessFunction):
         elif not self._report(key, tiles):
             now = ctx.timer_service().current_processing_time()
             ctx.timer_service().register_processing_time_timer(now + self.PROGRESS_EVERY_MS)
-        return iter(())
+        if not self.log:
+            return iter(())
+        return (Row(r.view, r.entity_value, r.ts_ms, staged_values(r)) for r in computed)
 
     def _report(self, key: str, tiles: ShardTiles | None, pipe=None, force: bool = False) -> bool:
         """Record this shard's progress (in ``pipe`` if given); False if deferred."""

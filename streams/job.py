@@ -9,6 +9,8 @@ hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record)
    +--> late (behind the watermark) --> counted per second
    +--> features: per view, pane partials per entity, gathered per shard (Flink SQL)
    |      --> FeatureTiles (Python, per shard and pane) --> Redis, Feast's format
+   |                          +--> every row --> offline log, staged by view and day
+   |                                             (JVM file sink, committed at checkpoints)
    +--> drift: per tenant, each slice's values (Flink SQL)
           --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
 ```
@@ -18,6 +20,10 @@ payload's ``event_time``, which only a Kafka source can make, from the record ti
 producers leave that at send time. Re-stamping accepted records into a topic of their own,
 partition for partition, gives the windows exactly that (docs/semantics.md). It also holds
 each accepted record once, so a restore needs no dedup state (streams/routing.py).
+
+The two halves (``STAGES``) are one job when streaming. A backfill (streams/backfill.py)
+runs them one after the other on bounded input (:class:`Bounded`), so its rows come from
+exactly this code.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
@@ -32,6 +39,7 @@ from pyflink.table import StreamTableEnvironment
 from pyflink.table.udf import udf
 
 from features.feast_repo import project_name
+from features.offline_log import PARTITION_COLUMNS, STAGED_COLUMNS
 from features.plans import load_view_plans
 from features.sql import batch_sql, interval, panes_sql
 from features.tiles import PaneBatch
@@ -39,12 +47,27 @@ from schemas.validated import column_types
 from streams import assets, checkpoints, stack
 from streams.batches import DriftSlice, LateRecords, RecordBuilder, drift_sql, late_sql
 from streams.drift_operators import ALERT_ROW, DriftMonitor
-from streams.feature_operators import FeatureTiles, shard_key
+from streams.feature_operators import LOG_ROW, FeatureTiles, shard_key
 from streams.ingest_udf import REJECTED, SQL_TYPES, VALID, DecodeInteractions, result_type
 from streams.settings import Settings
 from streams.stats import LateCounter
 
 BRANCHES = ("features", "drift")
+#: The two halves of the job: raw records -> validated topic, validated topic -> outputs.
+STAGES = ("ingest", "windows")
+
+
+@dataclass(frozen=True)
+class Bounded:
+    """A run that ends (a backfill, streams/backfill.py): where each topic it reads stops,
+    ``{topic: {partition: end offset}}``, and the event times it keeps: records outside
+    ``(start_ms - warmup_ms, end_ms]`` are not validated, and only log rows at boundaries
+    in ``[start_ms, end_ms]`` are written (earlier windows lack their warm-up)."""
+
+    end_offsets: Mapping[str, Mapping[int, int]]
+    start_ms: int
+    end_ms: int
+    warmup_ms: int
 
 
 def create_environment(settings: Settings, extra_config: Mapping[str, str] | None = None,
@@ -113,19 +136,30 @@ def _kafka(settings: Settings, topic: str, **options: str) -> str:
                   "properties.bootstrap.servers": settings.bootstrap_servers, **options})
 
 
-def _scan(settings: Settings, group: str) -> dict[str, str]:
-    return {"properties.group.id": group, "scan.startup.mode": settings.job.startup_mode,
-            "scan.topic-partition-discovery.interval": "10 s"}
+def _scan(settings: Settings, group: str, topic: str,
+          bounded: Bounded | None = None) -> dict[str, str]:
+    options = {"properties.group.id": group, "scan.startup.mode": settings.job.startup_mode,
+               "scan.topic-partition-discovery.interval": "10 s"}
+    if bounded is not None:
+        ends = bounded.end_offsets[topic]
+        options |= {"scan.startup.mode": "earliest-offset",
+                    "scan.bounded.mode": "specific-offsets",
+                    "scan.bounded.specific-offsets": ";".join(
+                        f"partition:{p},offset:{o}" for p, o in sorted(ends.items()))}
+        del options["scan.topic-partition-discovery.interval"]
+    return options
 
 
-def decoded_view(t_env: StreamTableEnvironment, settings: Settings, partitions: int) -> None:
+def decoded_view(t_env: StreamTableEnvironment, settings: Settings, partitions: int,
+                 bounded: Bounded | None = None) -> None:
     """The raw topic and the view ``decoded`` of its records through the decode UDF (one
     ROW ``r`` per record: ``status``, the validated columns, the dead letter)."""
+    topic = settings.topics.input
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE interactions_raw (
             k BYTES, v BYTES, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL
-        ) WITH ({_kafka(settings, settings.topics.input,
-                        **_scan(settings, settings.job.consumer_group),
+        ) WITH ({_kafka(settings, topic,
+                        **_scan(settings, settings.job.consumer_group, topic, bounded),
                         **{"key.format": "raw", "key.fields": "k", "value.format": "raw",
                            "value.fields-include": "EXCEPT_KEY"})})""")
     decode = udf(DecodeInteractions(settings, partitions), result_type=result_type(),
@@ -135,10 +169,11 @@ def decoded_view(t_env: StreamTableEnvironment, settings: Settings, partitions: 
         "SELECT decode_interaction(k, v, `partition`, `offset`) AS r FROM interactions_raw"))
 
 
-def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
-    """Raw topic -> decode UDF -> validated and dead-letter topics (a statement set)."""
+def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int,
+            statements, bounded: Bounded | None) -> None:
+    """Raw topic -> decode UDF -> validated and dead-letter topics."""
     topics = settings.topics
-    decoded_view(t_env, settings, partitions)
+    decoded_view(t_env, settings, partitions, bounded)
     columns = column_types()
     ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in columns.items())
     sink = {"key.format": "raw", "key.fields": "route", "value.format": "json",
@@ -154,19 +189,22 @@ def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int):
         ) WITH ({_kafka(settings, topics.dead_letter, **{
             "key.format": "raw", "key.fields": "k", "value.format": "raw",
             "value.fields-include": "EXCEPT_KEY", "sink.delivery-guarantee": "at-least-once"})})""")
-    statements = t_env.create_statement_set()
     selected = ", ".join(f"r.`{c}`" for c in columns)
+    in_range = "" if bounded is None else (
+        f" AND r.event_time > {bounded.start_ms - bounded.warmup_ms}"
+        f" AND r.event_time <= {bounded.end_ms}")
     statements.add_insert_sql(f"""INSERT INTO validated_out SELECT r.route, {selected},
-        TO_TIMESTAMP_LTZ(r.event_time, 3) FROM decoded WHERE r.status = '{VALID}'""")
+        TO_TIMESTAMP_LTZ(r.event_time, 3) FROM decoded WHERE r.status = '{VALID}'{in_range}""")
     statements.add_insert_sql(f"""INSERT INTO dead_letters SELECT r.dl_key, r.dl_value,
         r.dl_headers FROM decoded WHERE r.status = '{REJECTED}'""")
-    return statements
 
 
-def _windows_source(t_env: StreamTableEnvironment, settings: Settings) -> None:
+def _windows_source(t_env: StreamTableEnvironment, settings: Settings,
+                    bounded: Bounded | None) -> None:
     """The validated topic with per-partition event-time watermarks; ``events`` on time,
     ``late_events`` behind the watermark."""
     job = settings.job
+    topic = settings.topics.validated_topic
     if job.idle_source_timeout_ms:
         t_env.get_config().set("table.exec.source.idle-timeout",
                                f"{job.idle_source_timeout_ms} ms")
@@ -177,8 +215,8 @@ def _windows_source(t_env: StreamTableEnvironment, settings: Settings) -> None:
             rt TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
             pt AS PROCTIME(),
             WATERMARK FOR rt AS rt - {interval(job.max_out_of_orderness_ms)}
-        ) WITH ({_kafka(settings, settings.topics.validated_topic,
-                        **_scan(settings, f"{job.consumer_group}-windows"),
+        ) WITH ({_kafka(settings, topic,
+                        **_scan(settings, f"{job.consumer_group}-windows", topic, bounded),
                         **{"value.format": "json"})})""")
     t_env.create_temporary_view("events", t_env.sql_query(
         "SELECT * FROM validated_in WHERE CURRENT_WATERMARK(rt) IS NULL "
@@ -188,16 +226,28 @@ def _windows_source(t_env: StreamTableEnvironment, settings: Settings) -> None:
 
 
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
-                   branches: Iterable[str] = BRANCHES) -> None:
-    branches = set(branches)
+                   branches: Iterable[str] = BRANCHES, stages: Iterable[str] = STAGES,
+                   bounded: Bounded | None = None) -> None:
+    """The job: both stages, or one (a backfill runs them one after the other)."""
+    branches, stages = set(branches), set(stages)
     # Workers may not share our working directory (a cluster's TaskManagers).
     settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve(),
                                            "feature_repo": settings.feature_repo.resolve()})
     partitions = stack.ensure_topics(settings)[settings.topics.input]
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")  # windows align to UTC
-    statements = _ingest(t_env, settings, partitions)
-    _windows_source(t_env, settings)
+    statements = t_env.create_statement_set()
+    if "ingest" in stages:
+        _ingest(t_env, settings, partitions, statements, bounded)
+    if "windows" in stages:
+        _windows(t_env, settings, branches, statements, bounded)
+    statements.attach_as_datastream()
+
+
+def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[str],
+             statements, bounded: Bounded | None) -> None:
+    """Validated topic -> late counts, features (Redis, offline log), drift alerts."""
+    _windows_source(t_env, settings, bounded)
 
     from drift.monitor import default_monitor
 
@@ -218,11 +268,12 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
     records.filter(lambda r: isinstance(r, LateRecords)).map(
         LateCounter(settings), Types.INT()).name("late-records").uid("late-records")
     if plans:
-        records.filter(lambda r: isinstance(r, PaneBatch)) \
+        log_rows = records.filter(lambda r: isinstance(r, PaneBatch)) \
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
-            .process(FeatureTiles(plans, settings,
-                                  project_name(settings.feature_repo))) \
-            .name("feature-tiles").uid("feature-tiles")
+            .process(FeatureTiles(plans, settings, project_name(settings.feature_repo)),
+                     LOG_ROW).name("feature-tiles").uid("feature-tiles")
+        if settings.offline.enabled:
+            _offline_log(t_env, settings, statements, log_rows, bounded)
     if monitor is not None:
         alerts = records.filter(lambda r: isinstance(r, DriftSlice)) \
             .key_by(lambda s: s.key, Types.STRING()) \
@@ -235,5 +286,26 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
                     "sink.delivery-guarantee": "at-least-once"})})""")
         t_env.create_temporary_view("alerts", t_env.from_data_stream(alerts))
         statements.add_insert_sql("INSERT INTO alerts_out SELECT key, `value` FROM alerts")
-    statements.attach_as_datastream()
+
+
+def _offline_log(t_env: StreamTableEnvironment, settings: Settings, statements,
+                 log_rows: DataStream, bounded: Bounded | None) -> None:
+    """Feature rows -> JSON lines by view and day, visible once a checkpoint commits them
+    (features/offline_log.py compacts them to Parquet). Files roll at the checkpoint
+    interval: a row-format file is otherwise kept open, unseen, for up to 30 minutes."""
+    columns = ", ".join(f"`{name}` {kind}" for name, kind in STAGED_COLUMNS)
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE offline_log ({columns})
+        PARTITIONED BY ({", ".join(f"`{c}`" for c in PARTITION_COLUMNS)})
+        WITH ({_with({"connector": "filesystem", "format": "json",
+                      "path": settings.offline_staging_dir.resolve().as_uri(),
+                      "sink.rolling-policy.rollover-interval":
+                          f"{settings.job.checkpoint_interval_ms} ms",
+                      "sink.rolling-policy.check-interval": "1 s"})})""")
+    t_env.create_temporary_view("log_rows", t_env.from_data_stream(log_rows))
+    names = ", ".join(f"`{name}`" for name, _ in STAGED_COLUMNS[:-1])
+    in_range = "" if bounded is None else \
+        f" WHERE ts_ms BETWEEN {bounded.start_ms} AND {bounded.end_ms}"
+    statements.add_insert_sql(f"""INSERT INTO offline_log SELECT {names},
+        DATE_FORMAT(TO_TIMESTAMP_LTZ(ts_ms, 3), 'yyyy-MM-dd') FROM log_rows{in_range}""")
 

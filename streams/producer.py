@@ -129,8 +129,13 @@ def produce_raw(settings: Settings, records: Iterable[tuple[bytes | None, bytes]
     producer = kafka_producer(settings)
     n = 0
     for key, value in records:
-        producer.produce(settings.topics.input, key=key, value=value,
-                         timestamp=timestamp_ms or 0)
+        while True:
+            try:
+                producer.produce(settings.topics.input, key=key, value=value,
+                                 timestamp=timestamp_ms or 0)
+                break
+            except BufferError:  # the local queue is full: let it drain
+                producer.poll(0.05)
         producer.poll(0)
         n += 1
     producer.flush(60)

@@ -144,9 +144,14 @@ def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | No
           f"[driftline] Flink UI {rest_url(job.settings)}, Prometheus metrics "
           f"http://127.0.0.1:{ports.metrics_port}/metrics", flush=True)
     job_id, reported = str(job.client.get_job_id()), None
+    compacted = time.monotonic()
     try:
         while duration_s is None or time.monotonic() - job.started < duration_s:
             time.sleep(5)
+            if settings.offline.enabled and \
+                    time.monotonic() - compacted >= settings.offline.compact_every_s:
+                _compact(job.settings)
+                compacted = time.monotonic()
             state = job.status()
             print(f"[driftline] {state}: {describe(job.progress(), job.stats())}", flush=True)
             failure = _failure(last_failure, job.settings, job_id)
@@ -160,6 +165,18 @@ def run_jobs(settings: Settings, branches: Iterable[str], duration_s: float | No
     finally:
         job.cancel()
         print("[driftline] job cancelled", flush=True)
+        if settings.offline.enabled:
+            _compact(job.settings)
+
+
+def _compact(settings: Settings) -> None:
+    from streams.offline import compact_log
+
+    days = compact_log(settings)
+    if days:
+        rows = sum(d.rows for d in days)
+        print(f"[driftline] offline log: {len(days)} day(s) compacted, {rows:,} rows",
+              flush=True)
 
 
 def _failure(read: Callable[[Settings, str], str | None], settings: Settings,

@@ -65,6 +65,9 @@ class JobSettings(BaseModel):
     #: a dead shared worker stays cached in its slot and every restart there fails until
     #: the TaskManager is restarted; Flink's ``python.fn-execution.memory.managed``).
     python_worker_per_operator: bool = True
+    #: Write features to the online store. Off for a backfill, which only fills the
+    #: offline log: old rows would be refused by newest-wins anyway, or replace nothing.
+    write_online: bool = True
     #: The Flink REST API and web UI: of ``driftline run``'s mini-cluster and of the
     #: standalone cluster (``driftline cluster up``). 0 picks a free port at start.
     rest_port: int = Field(8081, ge=0, le=65535)
@@ -95,6 +98,18 @@ class IngestSettings(BaseModel):
     max_dead_letter_bytes: int = Field(256 * 1024, ge=1024)
 
 
+class OfflineSettings(BaseModel):
+    """The offline feature log (features/offline_log.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: Stage every feature row the job writes online for the offline log.
+    enabled: bool = True
+    #: How often ``driftline run`` turns staged rows into the views' Parquet (seconds);
+    #: ``driftline training-set`` and ``driftline compact`` also do it on demand.
+    compact_every_s: float = Field(30.0, gt=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="DRIFTLINE_", env_nested_delimiter="__", extra="forbid"
@@ -114,6 +129,13 @@ class Settings(BaseSettings):
     job: JobSettings = Field(default_factory=JobSettings)
     drift: DriftSettings = Field(default_factory=DriftSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    offline: OfflineSettings = Field(default_factory=OfflineSettings)
+
+    @property
+    def offline_staging_dir(self) -> Path:
+        """Where this job's Flink file sink stages the offline log (per consumer group,
+        like its checkpoints; a backfill runs as a group of its own)."""
+        return self.state_dir / "offline-log" / self.job.consumer_group
 
     @property
     def broker_host_port(self) -> tuple[str, int]:
@@ -122,9 +144,9 @@ class Settings(BaseSettings):
 
 
 PREFIX = "DRIFTLINE_"
-#: ``DRIFTLINE_*`` variables that are not settings: the config file, what we export for
-#: Feast's yaml, and the benchmarks' tool paths.
-NOT_SETTINGS = frozenset({"DRIFTLINE_CONFIG", "DRIFTLINE_FEAST_REDIS", "DRIFTLINE_PYSPY",
+#: ``DRIFTLINE_*`` variables that are not settings: the config file and the benchmarks'
+#: tool paths.
+NOT_SETTINGS = frozenset({"DRIFTLINE_CONFIG", "DRIFTLINE_PYSPY",
                           "DRIFTLINE_ALIBI_VENV"})
 
 

@@ -99,3 +99,61 @@ def compare_online(settings, frame: pd.DataFrame, progress: dict[str, str]):
                 if not same(got, expected):
                     wrong.append((plan.name, key, name, got, expected, watermark))
     return compared, wrong
+
+
+def expected_log(events: pd.DataFrame, join_keys: list[str],
+                 features: list[tuple[str, str, str, int, int]], min_slide_ms: int,
+                 through_ms: int) -> dict[tuple, dict]:
+    """Every row the offline log must hold up to ``through_ms``, from the raw events:
+    {(join key values..., boundary): feature values}. An entity has a row at each
+    ``min_slide_ms`` boundary from its first event on where some feature differs from the
+    boundary before (its first boundary always), so the last row before a quiet spell
+    is its decay to 0 and null."""
+    out: dict[tuple, dict] = {}
+    for key, mine in events.groupby(join_keys):
+        key = key if isinstance(key, tuple) else (key,)
+        mine = mine.sort_values("event_time", kind="stable")
+        times = mine.event_time.to_numpy()
+        previous = None
+        first = -(-int(times[0]) // min_slide_ms) * min_slide_ms
+        for boundary in range(first, through_ms + 1, min_slide_ms):
+            values = {}
+            for name, column, function, window_ms, slide_ms in features:
+                at = boundary // slide_ms * slide_ms
+                lo, hi = np.searchsorted(times, [at - window_ms, at], side="right")
+                values[name] = _aggregate(mine.iloc[lo:hi], column, function)
+            if values != previous:
+                out[(*key, boundary)] = values
+            previous = values
+    return out
+
+
+def compare_log(settings, frame: pd.DataFrame, progress: dict[str, str]):
+    """The compacted offline log of every view, up to the watermark ``progress`` reports,
+    against :func:`expected_log`. Returns (rows compared, [problems...])."""
+    from features.offline_log import TIMESTAMP, read_log
+    from features.plans import load_view_plans
+
+    compared, problems = 0, []
+    for plan in load_view_plans(settings.feature_repo):
+        through = int(progress[plan.name])
+        declared = [(f.name, f.column, f.function, f.window_ms, f.slide_ms)
+                    for f in plan.features]
+        want = expected_log(frame, list(plan.join_keys), declared, plan.min_slide_ms, through)
+        log = read_log(plan, settings.feature_repo).to_pylist()
+        got: dict[tuple, dict] = {}
+        for row in log:
+            ts = int(row.pop(TIMESTAMP).timestamp() * 1000)
+            if ts <= through:
+                key = (*(row.pop(k) for k in plan.join_keys), ts)
+                if key in got:
+                    problems.append((plan.name, "twice", key))
+                got[key] = row
+        problems += [(plan.name, "missing", k) for k in sorted(want.keys() - got.keys())][:20]
+        problems += [(plan.name, "extra", k) for k in sorted(got.keys() - want.keys())][:20]
+        for key in want.keys() & got.keys():
+            compared += 1
+            bad = {n: (got[key][n], v) for n, v in want[key].items() if not same(got[key][n], v)}
+            if bad:
+                problems.append((plan.name, "differs", key, bad))
+    return compared, problems

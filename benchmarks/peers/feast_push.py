@@ -17,13 +17,10 @@ from streams.settings import Settings
 
 
 def feast_sink(settings: Settings) -> Sink:
-    from feast import FeatureStore
+    from features.feast_repo import feature_store
 
-    from features.feast_repo import _export
-
-    _export(settings.redis_url)
     warnings.simplefilter("ignore")
-    store = FeatureStore(repo_path=str(settings.feature_repo))
+    store = feature_store(settings.feature_repo, settings.redis_url)
 
     def write(view: str, frame) -> None:
         store.write_to_online_store(view, frame)

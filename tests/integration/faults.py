@@ -10,7 +10,7 @@ from schemas.dead_letter import read_dead_letter
 from streams import checkpoints, flink_rest
 from streams.producer import parse_drift, produce_events, produce_raw, simulated_events
 from tests.integration.conftest import read_topic, wait_for
-from tests.oracle import compare_online
+from tests.oracle import compare_log, compare_online
 
 EVENTS = 10_000
 HOURS = 4.0
@@ -46,6 +46,18 @@ def assert_exact(settings, frame: pd.DataFrame, progress: dict[str, str]) -> Non
     compared, wrong = compare_online(settings, frame, progress)
     assert not wrong, f"{len(wrong)} of {compared} values differ, e.g. {wrong[:5]}"
     assert compared > 1_000
+
+
+def assert_log_exact(settings, frame: pd.DataFrame, progress: dict[str, str]) -> None:
+    """The compacted offline log holds every row up to ``progress``, once, as the oracle."""
+    from streams.offline import compact_log, log_committed
+
+    wait_for(lambda: log_committed(settings), timeout_s=90,
+             what="Flink to commit the staged offline log")
+    compact_log(settings)
+    compared, problems = compare_log(settings, frame, progress)
+    assert not problems, f"{len(problems)} log problems in {compared} rows: {problems[:5]}"
+    assert compared > 500
 
 
 def dead_letters(settings) -> list[str]:

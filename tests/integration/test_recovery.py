@@ -3,8 +3,8 @@
 Every test runs the same shape: the first half of a seeded stream (with a few malformed
 records) is processed and checkpointed, the fault strikes, the second half arrives, and
 once the job has caught up every feature value must equal the oracle computed from all
-the raw events: nothing lost, nothing counted twice. Dead letters and alerts must not be
-repeated either.
+the raw events: nothing lost, nothing counted twice. The offline log must hold every row
+once (tests/oracle.py ``expected_log``), and dead letters and alerts must not be repeated.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from streams.runner import progress_of
 from tests.integration.conftest import read_topic, settings_env, wait_for, wait_until_stable
 from tests.integration.faults import (
     assert_exact,
+    assert_log_exact,
     checkpointed_after,
     dead_letters,
     produce,
@@ -61,6 +62,7 @@ def test_a_killed_python_worker_restores_from_the_checkpoint(isolated_settings, 
     assert flink_rest.last_failure(job.settings, job_id) is not None
 
     assert_exact(settings, frame, progress)
+    assert_log_exact(settings, frame, progress)
     assert sorted(dead_letters(settings)) == ["bad_magic", "invalid_json"]
     alerts = read_topic(settings, settings.topics.alerts, expected=1, timeout_s=30)
     ids = [m.key() for m in alerts]
@@ -111,6 +113,8 @@ def test_sigkill_of_driftline_run_resumes_from_its_checkpoint(isolated_settings,
                  what="the whole stream after the restart")
         progress = wait_until_stable(lambda: progress_of(settings, views), quiet_s=5,
                                      timeout_s=60)
+        # The log's files in progress at the kill were truncated and resumed, not lost.
+        assert_log_exact(settings, frame, progress)
     finally:
         proc.send_signal(signal.SIGINT)
         try:

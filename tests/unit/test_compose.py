@@ -436,7 +436,7 @@ def _with_dockerfile(dep: Deployment, old: str, new: str) -> Deployment:
 BREAKAGES = {
     "unknown field": (lambda d: _with_env(d, "simulator", DRIFTLINE_TOPICS__INPUTS="x"),
                       "topics.inputs is not a setting"),
-    "Feast's variable is derived, not set": (
+    "Feast's address is derived, not set": (
         lambda d: _with_env(d, "init", DRIFTLINE_FEAST_REDIS="redis:6379,db=0"),
         "feast_redis is not a setting"),
     "nested under a scalar": (lambda d: _with_env(d, "init", DRIFTLINE_REDIS_URL__DB="1"),

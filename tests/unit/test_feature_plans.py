@@ -20,10 +20,11 @@ H1 = timedelta(hours=1)
 pytestmark = pytest.mark.filterwarnings("ignore:Stream feature views are experimental")
 
 
-def _view(field_type, function: str, column: str) -> StreamFeatureView:
+def _view(field_type, function: str, column: str,
+          log: FileSource | None = None) -> StreamFeatureView:
+    log = log or FileSource(path="data/offline/v", timestamp_field="event_timestamp")
     source = KafkaSource(name="s", kafka_bootstrap_servers="x:1", topic="t",
-                         timestamp_field="event_time",
-                         batch_source=FileSource(path="x.parquet", timestamp_field="event_time"),
+                         timestamp_field="event_time", batch_source=log,
                          message_format=JsonFormat(schema_json=""))
     return StreamFeatureView(
         name="v", source=source, entities=[Entity(name="employee", join_keys=["employee_id"],
@@ -105,3 +106,14 @@ def test_a_composite_entity_key_is_what_feast_reads():
 def test_a_view_of_an_entity_the_repo_does_not_define_is_refused():
     with pytest.raises(ConfigError, match="unknown"):
         compile_view(_view(Int64, "count", "interaction_id"), {"tenant": "tenant_id"})
+
+
+@pytest.mark.parametrize(("log", "field"), [
+    (FileSource(path="x.parquet", timestamp_field="event_timestamp"), "batch_source"),
+    (FileSource(path="data/offline/v", timestamp_field="event_time"), "timestamp_field"),
+])
+def test_a_view_whose_batch_source_is_not_a_log_folder_is_refused(log, field):
+    with pytest.raises(ConfigError) as err:
+        compile_view(_view(Int64, "count", "interaction_id", log), {"employee": "employee_id"})
+    assert err.value.field.endswith(f"v.source.{field}" if field == "batch_source"
+                                    else f"v.source.batch_source.{field}")

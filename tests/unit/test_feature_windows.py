@@ -231,8 +231,10 @@ def test_work_follows_panes_not_boundaries():
     assert [d // MIN for d in due] == [1, 5, 6, 60, 65, 1500]
     rows = windows.advance(state, 2 * 24 * 60 * MIN)
     assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65, 1500]
-    assert rows[0].values.keys() == {f.name for f in PLAN.features}  # the first has all
-    assert rows[-1].values == {"n_24h": 0, "intents_24h": 0, "last_intent": None}
+    assert all(r.values.keys() == {f.name for f in PLAN.features} for r in rows)  # whole rows
+    assert rows[0].values["p95_lat_5m"] == 1.0 and rows[1].values["n_1h"] == 1
+    empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in PLAN.features}
+    assert rows[-1].values == empty  # decayed to 0 and null, then forgotten
     assert not state.entities and not state.due  # nothing left to keep
 
 

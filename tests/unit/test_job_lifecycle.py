@@ -85,3 +85,17 @@ def test_the_cluster_config_is_private_and_follows_the_settings(tmp_path):
     assert config["taskmanager.numberOfTaskSlots"] == 1
     assert config["python.executable"] == sys.executable
     assert (conf / "log4j.properties").exists()  # the daemons log to files, not stdout
+
+
+def test_a_bounded_run_reads_from_the_start_and_stops_at_the_given_offsets():
+    from streams.job import Bounded, _scan
+
+    settings = load_settings(job={"startup_mode": "latest-offset"})
+    streaming = _scan(settings, "g", "t")
+    assert streaming["scan.startup.mode"] == "latest-offset"
+    assert "scan.bounded.mode" not in streaming
+    bounded = _scan(settings, "g", "t", Bounded({"t": {1: 0, 0: 42}}, 0, 1, 0))
+    assert bounded["scan.startup.mode"] == "earliest-offset"
+    assert bounded["scan.bounded.mode"] == "specific-offsets"
+    assert bounded["scan.bounded.specific-offsets"] == "partition:0,offset:42;partition:1,offset:0"
+    assert "scan.topic-partition-discovery.interval" not in bounded  # the partitions are known
