@@ -118,10 +118,12 @@ class MeasuredJob(JobHandle):
     def counter(self, operator: str, name: str) -> int:
         """A metric summed over subtasks (-1 until the operator has registered it)."""
         key = f"{operator}.{name}"
-        if key not in self._found:
+        # Subtasks register their metrics as they start: until every one has, look again
+        # (a sum over the first subtask alone would never reach the total).
+        if len(self._found.get(key, ())) < self.settings.job.parallelism:
+            self.__dict__.pop("_metric_ids", None)
             found = self.find_metric(operator, name)
             if not found:
-                self.__dict__.pop("_metric_ids", None)  # metrics appear once tasks run
                 return -1
             self._found[key] = found
         return int(sum(self.read_metrics(self._found[key])))
