@@ -31,7 +31,7 @@ def redis_sink(settings: Settings) -> Sink:
     def write(view: str, frame) -> None:
         spec = fields[view]
         ts = Timestamp()
-        ts.FromMilliseconds(int(frame["event_time"].iloc[0].value // 1_000_000))
+        ts.FromMilliseconds(int(frame["event_timestamp"].iloc[0].value // 1_000_000))
         stamp = ts.SerializeToString()
         names = list(spec)
         pipe = writer.client.pipeline(transaction=False)

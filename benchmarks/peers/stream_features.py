@@ -86,7 +86,7 @@ class WindowBuffer:
 
 def _finish(out: pd.DataFrame, key: str, now_ms: int) -> pd.DataFrame:
     out = out.reset_index().rename(columns={"index": key})
-    out["event_time"] = pd.Timestamp(now_ms, unit="ms", tz="UTC")
+    out["event_timestamp"] = pd.Timestamp(now_ms, unit="ms", tz="UTC")  # the batch source's
     return out
 
 
