@@ -44,8 +44,9 @@ from benchmarks.drift_report import (
 )
 from benchmarks.pipeline_job import CpuMeter, tree_cpu_meter
 from features.feast_repo import feature_store
+from features.offline_log import TIMESTAMP
 from features.plans import load_view_plans
-from features.training import TIMESTAMP, historical_features
+from features.training import historical_features
 from streams import stack
 from streams.backfill import backfill
 from streams.ingest import interaction_serializer

@@ -35,10 +35,12 @@ from features.plans import ViewPlan
 from features.redis_writer import typed_value
 from features.tiles import FeatureRow
 
-#: The staged row as the Flink sink stores it (partition columns are folder names).
-STAGED_COLUMNS: tuple[tuple[str, str], ...] = (
+#: A staged row as the tiles emit it (Flink SQL types).
+ROW_COLUMNS: tuple[tuple[str, str], ...] = (
     ("feature_view", "STRING"), ("entity", "STRING"), ("ts_ms", "BIGINT"),
-    ("feature_values", "STRING"), ("day", "STRING"))
+    ("feature_values", "STRING"))
+#: The sink adds the UTC day of ``ts_ms``; it and the view name the folders, not the lines.
+STAGED_COLUMNS = (*ROW_COLUMNS, ("day", "STRING"))
 PARTITION_COLUMNS = ("feature_view", "day")
 TIMESTAMP = "event_timestamp"
 _SOURCES_KEY = b"driftline.staged_files"

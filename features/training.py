@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.offline_log import TIMESTAMP
 from features.plans import ViewPlan
 from schemas.errors import ConfigError
 
-TIMESTAMP = "event_timestamp"
 CHUNK_ROWS = 10_000
 
 
@@ -62,7 +62,7 @@ def historical_features(store, plans: Sequence[ViewPlan], entity_rows: pd.DataFr
 
     One Feast call per view, its answer joined back on the view's keys and timestamp:
     Feast's file store leaves out an entity row that has log rows, none of them within
-    ``(t - ttl, t]`` (a row before the entity's first event), where the answer is null,
+    ``[t - ttl, t]`` (a row before the entity's first event), where the answer is null,
     and with several views in one call that would take the other views' values with it.
     """
     by_view: dict[str, list[str]] = {}

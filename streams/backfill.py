@@ -126,7 +126,7 @@ def backfill(settings: Settings, events: Path | None, start_ms: int, end_ms: int
              say: Callable[[str], None] = print) -> BackfillReport:
     """Log every row at boundaries in ``[start_ms, end_ms]`` from ``events`` (a file), or
     from the input topic when ``events`` is None."""
-    from streams.job import Bounded  # noqa: F811 - at run time; pyflink loads with it
+    from streams.job import Bounded  # noqa: F811 - here, not at import: it loads pyflink
 
     if end_ms <= start_ms:
         raise ConfigError("--end", "must be after --start")

@@ -14,7 +14,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
 from pyflink.datastream.state import ValueStateDescriptor
 
-from features.offline_log import STAGED_COLUMNS, staged_values
+from features.offline_log import ROW_COLUMNS, staged_values
 from features.plans import ViewPlan
 from features.tiles import PaneBatch, ShardTiles, ViewWindows, latest_per_entity
 from streams.retry import redis_client, until_done
@@ -22,9 +22,8 @@ from streams.settings import Settings
 from streams.stats import progress_key
 
 _FLINK_TYPES = {"STRING": Types.STRING(), "BIGINT": Types.LONG()}
-#: A row of the offline log as staged (the day is derived from ``ts_ms`` in the sink).
-LOG_ROW = Types.ROW_NAMED([n for n, _ in STAGED_COLUMNS[:-1]],
-                          [_FLINK_TYPES[t] for _, t in STAGED_COLUMNS[:-1]])
+#: A row of the offline log as the tiles emit it (the sink derives its day).
+LOG_ROW = Types.ROW_NAMED([n for n, _ in ROW_COLUMNS], [_FLINK_TYPES[t] for _, t in ROW_COLUMNS])
 
 
 def shard_key(view: str, shard: int) -> str:

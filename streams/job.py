@@ -39,7 +39,7 @@ from pyflink.table import StreamTableEnvironment
 from pyflink.table.udf import udf
 
 from features.feast_repo import project_name
-from features.offline_log import PARTITION_COLUMNS, STAGED_COLUMNS
+from features.offline_log import PARTITION_COLUMNS, ROW_COLUMNS, STAGED_COLUMNS
 from features.plans import load_view_plans
 from features.sql import batch_sql, interval, panes_sql
 from features.tiles import PaneBatch
@@ -303,7 +303,7 @@ def _offline_log(t_env: StreamTableEnvironment, settings: Settings, statements,
                           f"{settings.job.checkpoint_interval_ms} ms",
                       "sink.rolling-policy.check-interval": "1 s"})})""")
     t_env.create_temporary_view("log_rows", t_env.from_data_stream(log_rows))
-    names = ", ".join(f"`{name}`" for name, _ in STAGED_COLUMNS[:-1])
+    names = ", ".join(f"`{name}`" for name, _ in ROW_COLUMNS)
     in_range = "" if bounded is None else \
         f" WHERE ts_ms BETWEEN {bounded.start_ms} AND {bounded.end_ms}"
     statements.add_insert_sql(f"""INSERT INTO offline_log SELECT {names},

@@ -128,6 +128,15 @@ def expected_log(events: pd.DataFrame, join_keys: list[str],
     return out
 
 
+def keyed_rows(table, join_keys: list[str]) -> dict[tuple, dict]:
+    """A log table (pyarrow) as {(join key values..., boundary ms): feature values}."""
+    out = {}
+    for row in table.to_pylist():
+        keys = tuple(row.pop(k) for k in join_keys)
+        out[(*keys, int(row.pop("event_timestamp").timestamp() * 1000))] = row
+    return out
+
+
 def compare_log(settings, frame: pd.DataFrame, progress: dict[str, str]):
     """The compacted offline log of every view, up to the watermark ``progress`` reports,
     against :func:`expected_log`. Returns (rows compared, [problems...])."""

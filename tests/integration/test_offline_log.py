@@ -30,7 +30,7 @@ from streams.runner import JobHandle, free_port
 from streams.settings import Settings
 from tests.integration.conftest import fresh_settings, remove_keys, wait_for, wait_until_stable
 from tests.integration.faults import assert_log_exact, reachable
-from tests.oracle import expected_features, same
+from tests.oracle import expected_features, keyed_rows, same
 
 pytestmark = pytest.mark.integration
 
@@ -239,18 +239,16 @@ def test_a_backfill_from_a_file_equals_the_streaming_log(logged, tmp_path):
         # The input ends: every boundary up to the range's end is logged (the streaming job
         # stops short of the last ones, whose windows its watermark has not closed).
         want = expected_log(frame, keys, _declared(plan), plan.min_slide_ms, end)
-        rows = read_staged(plan, staged).to_pylist()
-        got = {(*(r.pop(k) for k in keys), int(r.pop("event_timestamp").timestamp() * 1000)): r
-               for r in rows}
-        assert len(got) == len(rows) == len(want), (plan.name, len(rows), len(want))
+        table = read_staged(plan, staged)
+        got = keyed_rows(table, keys)
+        assert len(got) == table.num_rows == len(want), (plan.name, table.num_rows, len(want))
         wrong = [(k, got.get(k), v) for k, v in want.items()
                  if k not in got or any(not same(got[k][n], x) for n, x in v.items())]
         assert not wrong, f"{plan.name}: {len(wrong)} of {len(want)} rows differ: {wrong[:3]}"
 
         # The streaming job's log, up to its watermark, is the backfill's.
         cut = int(logged.progress[plan.name])
-        streamed = {(*(r.pop(k) for k in keys), int(r.pop("event_timestamp").timestamp() * 1000)): r
-                    for r in read_staged(plan, settings.offline_staging_dir).to_pylist()}
+        streamed = keyed_rows(read_staged(plan, settings.offline_staging_dir), keys)
         assert {k for k in streamed if k[-1] <= cut} == {k for k in got if k[-1] <= cut}
         assert all(same(got[k][n], v) for k, row in streamed.items() if k[-1] <= cut
                    for n, v in row.items())
@@ -274,8 +272,7 @@ def test_a_backfill_of_a_range_from_the_input_topic_logs_only_that_range(logged)
         keys = list(plan.join_keys)
         want = {k: v for k, v in expected_log(frame, keys, _declared(plan), plan.min_slide_ms,
                                               end).items() if k[-1] >= start}
-        got = {(*(r.pop(k) for k in keys), int(r.pop("event_timestamp").timestamp() * 1000)): r
-               for r in read_staged(plan, staged).to_pylist()}
+        got = keyed_rows(read_staged(plan, staged), keys)
         assert got and all(start <= k[-1] <= end for k in got)
         # The warm-up (a max window before the range) is read, so the range's rows are the
         # stream's own: the same instants, the same values.
