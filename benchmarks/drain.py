@@ -132,10 +132,14 @@ def _wait(done, what: str, timeout_s: float) -> None:
 
 
 def run_flink(label: str, settings: Settings, records: list, split: int, newest_ms: int,
-              pipeline=None, parallelism: int = 1) -> dict[str, Any]:
-    """Warm-up drain, then the measured one; returns CPU by process and throughput."""
+              pipeline=None, parallelism: int = 1, branches: list[str] | None = None,
+              during=None) -> dict[str, Any]:
+    """Warm-up drain, then the measured one; returns CPU by process and throughput.
+    ``during``, if given, is called as the measured drain starts and returns a function
+    called as it ends (benchmarks/profile_drain.py samples the processes in between)."""
     is_floor = pipeline is not None
-    branches = [] if is_floor else ["features", "drift"]
+    if branches is None:
+        branches = [] if is_floor else ["features", "drift"]
     job = MeasuredJob(settings, branches, pipeline=pipeline, parallelism=parallelism)
     target = (newest_ms - settings.job.max_out_of_orderness_ms) // FIVE_MIN * FIVE_MIN - FIVE_MIN
 
@@ -151,6 +155,7 @@ def run_flink(label: str, settings: Settings, records: list, split: int, newest_
         cpu, broker = job_cpu_meter(), broker_process()
         broker_cpu = tree_cpu_meter(broker) if broker else None
         started = time.monotonic()
+        stop = during() if during else None
         log(TAG, f"{label}: draining {len(records) - split:,} more")
         produce(settings, records[split:])
         if is_floor:
@@ -159,6 +164,8 @@ def run_flink(label: str, settings: Settings, records: list, split: int, newest_
             _wait(lambda: job.caught_up(target), "every feature in Redis", 900)
         wall = time.monotonic() - started
         used = cpu.read()
+        if stop:
+            stop()
         out = {"events": len(records) - split, "cpu_s": used, "wall_s": wall,
                "cpu_s_per_10k": used / (len(records) - split) * 10_000,
                "events_per_s": (len(records) - split) / wall,

@@ -30,6 +30,7 @@ QUICK_DIR = HERE / "out" / "quick"
 BENCHMARKS = [
     ("decode", "benchmarks.bench_decode", "decode.md"),
     ("drain", "benchmarks.drain", "drain.md"),
+    ("profile_drain", "benchmarks.profile_drain", "profile_drain.md"),
     ("pipeline", "benchmarks.pipeline", "pipeline.md"),
     ("drift_cost", "benchmarks.drift_cost", "drift.md"),
     ("drift_quality", "benchmarks.drift_quality", "drift_quality.md"),

@@ -1,0 +1,200 @@
+"""Where the drain's CPU goes: the job's JVM threads and each Python worker's functions.
+
+    python -m benchmarks.profile_drain [--events N] [--branches features drift]
+
+Runs the drain of benchmarks/drain.py (quick mode's traffic) on the real job at
+parallelism 1 and, during the measured drain only, samples:
+
+- the Flink JVM with Java Flight Recorder (``jcmd JFR.start``): execution samples by
+  task thread (Flink names a task's thread after its chained operators) and by the
+  hottest frames;
+- every Python worker with py-spy (``--nonblocking``, so the worker is not paused): the
+  functions on top of its stacks.
+
+Sampling costs CPU of its own on a 2-core machine, so the CPU figures here are a
+profile's, not a benchmark's; benchmarks/drain.py gives the numbers to quote.
+Writes benchmarks/results/profile_drain.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from benchmarks.drain import MODES, run_flink, serialized_events
+from benchmarks.drift_report import (
+    RESULTS,
+    ROOT,
+    command,
+    header_lines,
+    log,
+    machine,
+    now_utc,
+    versions,
+)
+from benchmarks.pipeline_job import apply_repo, copy_repo, flink_jvm, isolated_settings
+
+TAG = "profile"
+TOP = 10
+#: Frames of the worker's own plumbing, left out of the inclusive listing (every sample
+#: is under them).
+PLUMBING = ("threading.py", "apache_beam/", "grpc/", "thread_pool_executor")
+
+
+def _workers() -> list[psutil.Process]:
+    """The Python worker processes (beam_boot's python children) under the JVM."""
+    out = []
+    for p in flink_jvm().children(recursive=True):
+        try:
+            if p.name().startswith("python") and any("worker" in c or "boot" in c
+                                                      for c in p.cmdline()):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+class Sampler:
+    """JFR on the JVM plus one py-spy per Python worker, between start and stop."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.jfr = work / "drain.jfr"
+        self.spies: list[tuple[int, Path, subprocess.Popen]] = []
+
+    def start(self):
+        self.jvm = flink_jvm().pid
+        subprocess.run(["jcmd", str(self.jvm), "JFR.start", "name=drain", "settings=profile",
+                        f"filename={self.jfr}"], check=True, capture_output=True)
+        spy = Path(sys.executable).with_name("py-spy")
+        for worker in _workers():
+            out = self.work / f"worker-{worker.pid}.txt"
+            proc = subprocess.Popen([str(spy), "record", "--pid", str(worker.pid), "--rate",
+                                     "25", "--nonblocking", "--format", "raw", "-o",
+                                     str(out)], stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            self.spies.append((worker.pid, out, proc))
+        return self.stop
+
+    def stop(self) -> None:
+        subprocess.run(["jcmd", str(self.jvm), "JFR.stop", "name=drain"], check=True,
+                       capture_output=True)
+        for _, _, proc in self.spies:
+            proc.send_signal(2)  # py-spy writes its file on SIGINT
+        for _, _, proc in self.spies:
+            proc.wait(60)
+
+
+def jvm_profile(jfr: Path) -> dict[str, collections.Counter]:
+    """Execution samples per task thread and per top frame (``jfr print`` text)."""
+    text = subprocess.run(["jfr", "print", "--events", "jdk.ExecutionSample", str(jfr)],
+                          check=True, capture_output=True, text=True).stdout
+    threads: collections.Counter = collections.Counter()
+    frames: collections.Counter = collections.Counter()
+    for event in text.split("jdk.ExecutionSample")[1:]:
+        thread = re.search(r'sampledThread = "([^"]*)"', event)
+        name = re.sub(r" \(\d+/\d+\)#\d+$", "", thread.group(1)) if thread else "?"
+        threads[name[:110]] += 1
+        top = re.search(r"stackTrace = \[\s*\n\s*(\S[^\n]*?)\s+line:", event)
+        if top:
+            frames[top.group(1)] += 1
+    return {"threads": threads, "frames": frames}
+
+
+def python_profile(path: Path) -> tuple[collections.Counter, collections.Counter, int]:
+    """Self and inclusive samples per function of one worker (py-spy raw format)."""
+    own: collections.Counter = collections.Counter()
+    total: collections.Counter = collections.Counter()
+    n = 0
+    if not path.exists():
+        return own, total, 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        frames = [re.sub(r" \(.*/(site-packages|work/[^/]+)/", " (", f)
+                  for f in stack.split(";")]
+        n += k
+        own[frames[-1]] += k
+        for f in set(frames):
+            if not any(p in f for p in PLUMBING):
+                total[f] += k
+    return own, total, n
+
+
+def _share(counter: collections.Counter, n: int) -> list[str]:
+    return [f"| {count / n:.0%} | `{name}` |" for name, count in counter.most_common(TOP)]
+
+
+def markdown(meta: dict[str, Any], run: dict[str, Any], jvm: dict, workers: list) -> str:
+    lines = ["## Profile of the backlog drain", "", *header_lines(meta), "",
+             f"{run['events']:,} events drained at parallelism 1 with branches "
+             f"{', '.join(meta['branches'])}: {run['cpu_s_per_10k']:.3f} CPU s per 10k "
+             "(sampling included), "
+             f"{run['events_per_s']:,.0f} events/s.", "",
+             "CPU by process: " + ", ".join(f"{k} {v:.1f} s"
+                                            for k, v in run["cpu_s_by_process"].items()), ""]
+    n = sum(jvm["threads"].values()) or 1
+    lines += ["### JVM: samples by task thread", "", "| share | thread |", "|---|---|",
+              *_share(jvm["threads"], n), "", "### JVM: hottest frames", "",
+              "| share | frame |", "|---|---|", *_share(jvm["frames"], n), ""]
+    for pid, (own, total, count) in workers:
+        if count < 25:
+            continue
+        lines += [f"### Python worker {pid}: {count:,} samples", "",
+                  "Inclusive (on the stack, outside Beam's and gRPC's plumbing):", "",
+                  "| share | function |", "|---|---|",
+                  *_share(total, count), "", "Self (top of the stack):", "",
+                  "| share | function |", "|---|---|", *_share(own, count), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="benchmarks.profile_drain",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--events", type=int, default=MODES["quick"]["events"])
+    ap.add_argument("--quick", action="store_true", help="half the events")
+    ap.add_argument("--branches", nargs="+", default=["features", "drift"])
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.events //= 2
+    if shutil.which("jcmd") is None or shutil.which("jfr") is None:
+        raise SystemExit("profile_drain needs the JDK's jcmd and jfr on PATH")
+    meta = {"machine": machine(), "date": now_utc(), "branches": args.branches,
+            "command": command("benchmarks.profile_drain", sys.argv[1:] if argv is None
+                               else argv), "versions": versions("apache-flink")}
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="driftline-profile-"))
+    try:
+        repo = copy_repo(ROOT / "feature_repo", work / "repo")
+        settings = isolated_settings(work, repo)
+        apply_repo(settings)
+        records, newest = serialized_events(settings, args.events, MODES["quick"]["hours"])
+        sampler = Sampler(work)
+        run = run_flink("profiled", settings, records, len(records) // 2, newest,
+                        branches=args.branches, during=sampler.start)
+        meta["duration_s"] = time.monotonic() - started
+        jvm = jvm_profile(sampler.jfr)
+        workers = [(pid, python_profile(path)) for pid, path, _ in sampler.spies]
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "profile_drain.md").write_text(markdown(meta, run, jvm, workers))
+        log(TAG, f"wrote {args.out}/profile_drain.md")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
