@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ def _wait(done, what: str, timeout_s: float) -> None:
 
 def run_flink(label: str, settings: Settings, records: list, split: int, newest_ms: int,
               pipeline=None, parallelism: int = 1, branches: list[str] | None = None,
-              during=None) -> dict[str, Any]:
+              during: Callable[[], Callable[[], None]] | None = None) -> dict[str, Any]:
     """Warm-up drain, then the measured one; returns CPU by process and throughput.
     ``during``, if given, is called as the measured drain starts and returns a function
     called as it ends (benchmarks/profile_drain.py samples the processes in between)."""

@@ -22,10 +22,13 @@ import argparse
 import collections
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +54,32 @@ TOP = 10
 PLUMBING = ("threading.py", "apache_beam/", "grpc/", "thread_pool_executor")
 
 
+@dataclass(frozen=True)
+class Spy:
+    """One py-spy recording a Python worker into ``out``."""
+
+    pid: int
+    out: Path
+    proc: subprocess.Popen
+
+
+@dataclass(frozen=True)
+class WorkerProfile:
+    """Samples per function of one worker: on top of the stack (``own``) and anywhere on
+    it outside the plumbing (``total``)."""
+
+    pid: int
+    own: collections.Counter
+    total: collections.Counter
+    samples: int
+
+
 def _workers() -> list[psutil.Process]:
-    """The Python worker processes (beam_boot's python children) under the JVM."""
+    """The Python worker processes under the JVM (beam_boot starts them)."""
     out = []
     for p in flink_jvm().children(recursive=True):
         try:
-            if p.name().startswith("python") and any("worker" in c or "boot" in c
-                                                      for c in p.cmdline()):
+            if p.name().startswith("python"):
                 out.append(p)
         except psutil.Error:
             continue
@@ -70,9 +92,9 @@ class Sampler:
     def __init__(self, work: Path) -> None:
         self.work = work
         self.jfr = work / "drain.jfr"
-        self.spies: list[tuple[int, Path, subprocess.Popen]] = []
+        self.spies: list[Spy] = []
 
-    def start(self):
+    def start(self) -> Callable[[], None]:
         self.jvm = flink_jvm().pid
         subprocess.run(["jcmd", str(self.jvm), "JFR.start", "name=drain", "settings=profile",
                         f"filename={self.jfr}"], check=True, capture_output=True)
@@ -83,16 +105,16 @@ class Sampler:
                                      "25", "--nonblocking", "--format", "raw", "-o",
                                      str(out)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
-            self.spies.append((worker.pid, out, proc))
+            self.spies.append(Spy(worker.pid, out, proc))
         return self.stop
 
     def stop(self) -> None:
         subprocess.run(["jcmd", str(self.jvm), "JFR.stop", "name=drain"], check=True,
                        capture_output=True)
-        for _, _, proc in self.spies:
-            proc.send_signal(2)  # py-spy writes its file on SIGINT
-        for _, _, proc in self.spies:
-            proc.wait(60)
+        for spy in self.spies:
+            spy.proc.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in self.spies:
+            spy.proc.wait(60)
 
 
 def jvm_profile(jfr: Path) -> dict[str, collections.Counter]:
@@ -111,14 +133,13 @@ def jvm_profile(jfr: Path) -> dict[str, collections.Counter]:
     return {"threads": threads, "frames": frames}
 
 
-def python_profile(path: Path) -> tuple[collections.Counter, collections.Counter, int]:
-    """Self and inclusive samples per function of one worker (py-spy raw format)."""
+def python_profile(spy: Spy) -> WorkerProfile:
+    """One worker's samples per function (py-spy's raw format: a stack and a count)."""
     own: collections.Counter = collections.Counter()
     total: collections.Counter = collections.Counter()
     n = 0
-    if not path.exists():
-        return own, total, 0
-    for line in path.read_text().splitlines():
+    text = spy.out.read_text() if spy.out.exists() else ""
+    for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
@@ -130,14 +151,15 @@ def python_profile(path: Path) -> tuple[collections.Counter, collections.Counter
         for f in set(frames):
             if not any(p in f for p in PLUMBING):
                 total[f] += k
-    return own, total, n
+    return WorkerProfile(spy.pid, own, total, n)
 
 
 def _share(counter: collections.Counter, n: int) -> list[str]:
     return [f"| {count / n:.0%} | `{name}` |" for name, count in counter.most_common(TOP)]
 
 
-def markdown(meta: dict[str, Any], run: dict[str, Any], jvm: dict, workers: list) -> str:
+def markdown(meta: dict[str, Any], run: dict[str, Any], jvm: dict,
+             workers: list[WorkerProfile]) -> str:
     lines = ["## Profile of the backlog drain", "", *header_lines(meta), "",
              f"{run['events']:,} events drained at parallelism 1 with branches "
              f"{', '.join(meta['branches'])}: {run['cpu_s_per_10k']:.3f} CPU s per 10k "
@@ -149,14 +171,14 @@ def markdown(meta: dict[str, Any], run: dict[str, Any], jvm: dict, workers: list
     lines += ["### JVM: samples by task thread", "", "| share | thread |", "|---|---|",
               *_share(jvm["threads"], n), "", "### JVM: hottest frames", "",
               "| share | frame |", "|---|---|", *_share(jvm["frames"], n), ""]
-    for pid, (own, total, count) in workers:
-        if count < 25:
+    for w in workers:
+        if w.samples < 25:  # an idle worker: nothing to read
             continue
-        lines += [f"### Python worker {pid}: {count:,} samples", "",
+        lines += [f"### Python worker {w.pid}: {w.samples:,} samples", "",
                   "Inclusive (on the stack, outside Beam's and gRPC's plumbing):", "",
                   "| share | function |", "|---|---|",
-                  *_share(total, count), "", "Self (top of the stack):", "",
-                  "| share | function |", "|---|---|", *_share(own, count), ""]
+                  *_share(w.total, w.samples), "", "Self (top of the stack):", "",
+                  "| share | function |", "|---|---|", *_share(w.own, w.samples), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -187,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                         branches=args.branches, during=sampler.start)
         meta["duration_s"] = time.monotonic() - started
         jvm = jvm_profile(sampler.jfr)
-        workers = [(pid, python_profile(path)) for pid, path, _ in sampler.spies]
+        workers = [python_profile(spy) for spy in sampler.spies]
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "profile_drain.md").write_text(markdown(meta, run, jvm, workers))
         log(TAG, f"wrote {args.out}/profile_drain.md")
