@@ -36,6 +36,7 @@ from schemas.validation import parse_event_time
 from streams import checkpoints, stack
 from streams.offline import BACKFILL_PREFIX, compact_log
 from streams.producer import produce_raw
+from streams.routing import end_offsets
 from streams.runner import JobHandle, describe
 from streams.settings import Settings
 
@@ -142,18 +143,19 @@ def backfill(settings: Settings, events: Path | None, start_ms: int, end_ms: int
     run_settings = settings.model_copy(update={"topics": topics, "job": job})
     warmup = max(p.max_window_ms for p in load_view_plans(settings.feature_repo))
     stack.ensure_topics(run_settings)
+    servers = settings.bootstrap_servers
     try:
         if events is not None:
             n = produce_file(run_settings, events, start_ms - warmup, end_ms)
             say(f"{n:,} records of {events} (from {warmup // 3_600_000} h before the start, "
                 f"for whole windows) produced to {topics.input}")
-        ends = {topics.input: stack.end_offsets(run_settings, topics.input)}
+        ends = {topics.input: end_offsets(servers, topics.input)}
         records = sum(ends[topics.input].values())
         say(f"ingest: {records:,} raw records")
         bounded = Bounded(ends, start_ms, end_ms, warmup)
         _run_stage(run_settings, "ingest", bounded, say)
-        ends[topics.validated_topic] = stack.end_offsets(run_settings, topics.validated_topic)
-        dead = sum(stack.end_offsets(run_settings, topics.dead_letter).values())
+        ends[topics.validated_topic] = end_offsets(servers, topics.validated_topic)
+        dead = sum(end_offsets(servers, topics.dead_letter).values())
         say(f"windows: {sum(ends[topics.validated_topic].values()):,} valid records in range; "
             f"{dead:,} dead letters on {topics.dead_letter}")
         _run_stage(run_settings, "windows", Bounded(ends, start_ms, end_ms, warmup), say)

@@ -21,7 +21,9 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from schemas.errors import DriftlineError
 
 _M, _R, _SEED = 0x5BD1E995, 24, 0x9747B28C
 _MASK = 0xFFFFFFFF
@@ -63,18 +65,21 @@ def partition_tokens(partitions: int) -> list[bytes]:
     return [found[p] for p in range(partitions)]
 
 
-def _tail(bootstrap_servers: str, topic: str, last_n: int, idle_s: float,
-          partitions: Iterable[int] | None = None) -> Iterator[Message]:
-    """The last ``last_n`` records of each partition (default: all the topic has), until
-    none arrives for ``idle_s``.
+def _tail(bootstrap_servers: str, topic: str, last_n: int,
+          partitions: Iterable[int] | None = None, ends: dict[int, int] | None = None,
+          limit_s: float = 60.0) -> Iterator[Message]:
+    """The last ``last_n`` records of each partition (default: every partition of the
+    topic), read until each partition has reported its end (into ``ends``, if given).
 
-    Tansu reports the base offset of the last batch as the high watermark (DESIGN.md),
-    and so its end-of-partition signal too early: reading starts ``last_n`` before the
-    reported end and goes on until the partitions fall quiet.
+    Tansu's high watermark is not the log end (DESIGN.md: often the base offset of the
+    last batch), so reading starts ``last_n`` before it, and stops at the consumer's
+    end-of-partition event, which is at the true end on Tansu as on Kafka. (An idle
+    timeout instead stops early whenever the first fetch is slow, as beside a busy job,
+    and loses the last batch.)
     """
     consumer = Consumer({"bootstrap.servers": bootstrap_servers,
                          "group.id": f"driftline-tail-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
+                         "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         if partitions is None:
             meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
@@ -82,40 +87,56 @@ def _tail(bootstrap_servers: str, topic: str, last_n: int, idle_s: float,
         assignment = []
         for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                assignment.append(TopicPartition(topic, p, max(low, high - last_n)))
+            assignment.append(TopicPartition(topic, p, max(low, high - last_n)))
         if not assignment:
             return
         consumer.assign(assignment)
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
+        pending = {tp.partition for tp in assignment}
+        deadline = time.monotonic() + limit_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise DriftlineError(f"could not read to the end of {topic} (partitions "
+                                     f"{sorted(pending)}) within {limit_s:.0f} s")
             msg = consumer.poll(0.2)
-            if msg is None or msg.error() is not None:
+            if msg is None:
                 continue
-            last = time.monotonic()
-            yield msg
+            error = msg.error()
+            if error is None:
+                yield msg
+            elif error.code() == KafkaError._PARTITION_EOF:
+                partition, offset = msg.partition(), msg.offset()
+                pending.discard(partition)
+                if ends is not None and partition is not None and offset is not None:
+                    ends[partition] = offset
     finally:
         consumer.close()
 
 
-def resume_offsets(bootstrap_servers: str, topic: str, partitions: int,
-                   idle_s: float = 1.0) -> dict[int, int]:
+def end_offsets(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """Per partition, the offset after its last record, read rather than asked for (a
+    bounded read that stops at the reported high watermark would miss Tansu's last batch)."""
+    ends: dict[int, int] = {}
+    for _ in _tail(bootstrap_servers, topic, 1, ends=ends):
+        pass
+    return ends
+
+
+def resume_offsets(bootstrap_servers: str, topic: str, partitions: int) -> dict[int, int]:
     """Per input partition, the source offset of the newest record already in the
     validated ``topic`` (partitions with nothing yet are absent)."""
     newest: dict[int, int] = {}
-    for msg in _tail(bootstrap_servers, topic, 1, idle_s, range(partitions)):
+    for msg in _tail(bootstrap_servers, topic, 1, range(partitions)):
         partition, value = msg.partition(), msg.value()
         if partition is not None and value is not None:
             newest[partition] = int(json.loads(value)["source_offset"])
     return newest
 
 
-def recent_keys(bootstrap_servers: str, topic: str, limit: int = 10_000,
-                idle_s: float = 1.0) -> set[bytes]:
+def recent_keys(bootstrap_servers: str, topic: str, limit: int = 10_000) -> set[bytes]:
     """The keys of (about) the last ``limit`` records of each partition of ``topic``: what a
     restored alert writer checks so that an alert sent before a crash is not sent again."""
-    return {key for msg in _tail(bootstrap_servers, topic, limit, idle_s)
+    return {key for msg in _tail(bootstrap_servers, topic, limit)
             if (key := msg.key()) is not None}
 
 
-__all__ = ["murmur2", "partition_tokens", "recent_keys", "resume_offsets"]
+__all__ = ["end_offsets", "murmur2", "partition_tokens", "recent_keys", "resume_offsets"]

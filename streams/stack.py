@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -214,36 +213,6 @@ def status(settings: Settings) -> list[ServiceStatus]:
             parts = len(topics[name].partitions) if name in topics else 0
             result.append(ServiceStatus("topic", name, parts > 0, False, f"{parts} partition(s)"))
     return result
-
-
-def end_offsets(settings: Settings, topic: str, idle_s: float = 2.0,
-                limit_s: float = 30.0) -> dict[int, int]:
-    """Per partition, the offset after its last record, read rather than asked for:
-    Tansu reports the base offset of the last batch as the high watermark, so the last
-    batch is read from there. On a topic still being written, the records that were
-    there within ``limit_s``."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers,
-                         "group.id": f"driftline-end-offsets-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            ends[p] = max(low, high)
-        consumer.assign([TopicPartition(topic, p, offset) for p, offset in ends.items()])
-        started = last = time.monotonic()
-        while time.monotonic() - last < idle_s and time.monotonic() - started < limit_s:
-            for msg in consumer.consume(1000, timeout=0.5):
-                partition, offset = msg.partition(), msg.offset()
-                if msg.error() is None and partition is not None and offset is not None:
-                    ends[partition] = max(ends[partition], offset + 1)
-                    last = time.monotonic()
-        return ends
-    finally:
-        consumer.close()
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
