@@ -56,7 +56,8 @@ class PaneBatch:
     def from_items(cls, plan: ViewPlan, layout: BatchLayout, shard: int, pane_end: int,
                    items: list[Any] | None) -> PaneBatch:
         """Build from the generic batch row's items (``features.sql.ITEM_TYPE``): per
-        entity ``(entity, longs, doubles, strings, string_sets, double_lists)``."""
+        entity ``(entity, longs, doubles, strings, string_sets, double_lists,
+        bytess)``."""
         if not items:
             return cls(plan.name, shard, pane_end, (), ())
         slot = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}
@@ -137,16 +138,19 @@ class ViewWindows:
                     due = shard.due[point] = {}
                 due[entity] = due.get(entity, 0) | mask
 
-    def advance(self, shard: ShardTiles, watermark: int) -> list[FeatureRow]:
+    def advance(self, shard: ShardTiles, watermark: int,
+                input_ends_at: int | None = None) -> list[FeatureRow]:
         """Evaluate every due entity at every due boundary up to ``watermark``, in order;
         return the rows to write (an entity's first row too, so a quiet entity reads 0,
         not null).
 
-        The end of a bounded input arrives as a watermark past all time; event time then
-        ends with the last pane, so nothing is written for boundaries after it.
+        The end of a bounded input arrives as a watermark past all time. Event time then
+        ends at ``input_ends_at``, where the input is known to be complete (a backfill's
+        end: the decay after the last event up to it is written), or by default at the
+        last pane, so nothing is written for boundaries after it.
         """
         if watermark >= END_OF_INPUT:
-            watermark = shard.latest_pane
+            watermark = shard.latest_pane if input_ends_at is None else input_ends_at
         rows = []
         for boundary in sorted(b for b in shard.due if b <= watermark):
             for entity, mask in sorted(shard.due.pop(boundary).items()):

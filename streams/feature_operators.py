@@ -43,8 +43,10 @@ class FeatureTiles(KeyedProcessFunction):
 
     PROGRESS_EVERY_MS = 500
 
-    def __init__(self, plans: list[ViewPlan], settings: Settings, project: str) -> None:
+    def __init__(self, plans: list[ViewPlan], settings: Settings, project: str,
+                 input_ends_at: int | None = None) -> None:
         self.plans, self.redis_url, self.project = plans, settings.redis_url, project
+        self.input_ends_at = input_ends_at  # a bounded run's end of event time (tiles.py)
         self.progress_key = progress_key(settings)
         self.log, self.write_online = settings.offline.enabled, settings.job.write_online
 
@@ -87,7 +89,7 @@ class FeatureTiles(KeyedProcessFunction):
             return iter(())
         view = key.rpartition("/")[0]
         watermark = max(timestamp, ctx.timer_service().current_watermark())
-        computed = self.windows[view].advance(tiles, watermark)
+        computed = self.windows[view].advance(tiles, watermark, self.input_ends_at)
         rows = latest_per_entity(computed) if self.write_online else []
         self.state.update(tiles)
         if rows:

@@ -268,10 +268,11 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
     records.filter(lambda r: isinstance(r, LateRecords)).map(
         LateCounter(settings), Types.INT()).name("late-records").uid("late-records")
     if plans:
+        tiles = FeatureTiles(plans, settings, project_name(settings.feature_repo),
+                             input_ends_at=None if bounded is None else bounded.end_ms)
         log_rows = records.filter(lambda r: isinstance(r, PaneBatch)) \
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
-            .process(FeatureTiles(plans, settings, project_name(settings.feature_repo)),
-                     LOG_ROW).name("feature-tiles").uid("feature-tiles")
+            .process(tiles, LOG_ROW).name("feature-tiles").uid("feature-tiles")
         if settings.offline.enabled:
             _offline_log(t_env, settings, statements, log_rows, bounded)
     if monitor is not None:

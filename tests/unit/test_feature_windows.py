@@ -245,6 +245,15 @@ def test_end_of_input_writes_nothing_past_the_last_pane():
     assert state.through == MIN  # progress stays a real event time
 
 
+def test_end_of_input_at_a_backfills_end_writes_the_decay_up_to_it():
+    """The input is complete up to 70 min: the windows that the one event left by then
+    decay (60, 65 min), the 24 h window's decay (1500 min) is after the end."""
+    windows, state, _ = _one_event_view()
+    rows = windows.advance(state, END_OF_INPUT + 5, input_ends_at=70 * MIN)
+    assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65]
+    assert state.through == 70 * MIN
+
+
 def test_unknown_function_names_the_field():
     with pytest.raises(ConfigError) as err:
         make_aggregate("median", "feature_repo.v.aggregations[x].function")
