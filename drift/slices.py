@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 #: Longest slice. Shorter slices carry fewer values each at high rates; longer ones pay
 #: the per-slice cost of the monitor's update less often when traffic is thin.
 MAX_SLICE_MS = 60_000
@@ -25,12 +27,13 @@ def slice_ms(window_ms: int) -> int:
 @dataclass(frozen=True)
 class DriftSlice:
     """The values of one monitor key (a tenant, or all) in ``[start_ms, end_ms)``, per
-    column, one entry per event (None where the event had no value)."""
+    column, one entry per event (None where the event had no value); an embedding column
+    may be one n x d array instead, with NaN rows for the events without one."""
 
     key: str
     start_ms: int
     end_ms: int
-    columns: dict[str, list[Any]]
+    columns: dict[str, list[Any] | np.ndarray]
 
     @property
     def n(self) -> int:

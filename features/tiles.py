@@ -56,8 +56,7 @@ class PaneBatch:
     def from_items(cls, plan: ViewPlan, layout: BatchLayout, shard: int, pane_end: int,
                    items: list[Any] | None) -> PaneBatch:
         """Build from the generic batch row's items (``features.sql.ITEM_TYPE``): per
-        entity ``(entity, longs, doubles, strings, string_sets, double_lists,
-        bytess)``."""
+        entity ``(entity, longs, doubles, strings, string_sets, double_lists)``."""
         if not items:
             return cls(plan.name, shard, pane_end, (), ())
         slot = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}

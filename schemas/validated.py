@@ -8,13 +8,22 @@ follow event time whatever timestamp the original producer set (docs/semantics.m
 Its columns are the ``ChatbotInteraction`` contract without ``query_text`` (free text
 that may hold PII has no use downstream, so it never leaves ingestion, even redacted),
 plus what ingestion adds: ``pii_redactions`` and where the record came from.
+
+A float array (the embedding) travels packed: its little-endian float32 bytes as one
+base64 string. As a JSON number per element, every record's embedding was parsed, boxed
+and copied float by float in the JVM, about a tenth of the job's CPU (benchmarks/READING.md).
+(A string, not Flink's BYTES: the planner cannot compile an ``ARRAY<BYTES>``, which the
+drift slices would gather.)
 """
 
 from __future__ import annotations
 
+import base64
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+
+import numpy as np
 
 from schemas import avsc
 
@@ -46,3 +55,32 @@ def column_types() -> Mapping[str, str]:
     types = {f["name"]: _column_type(f["type"]) for f in schema["fields"]
              if f["name"] not in DROPPED}
     return MappingProxyType({**types, **ADDED})
+
+
+#: How a ``float_array`` column is packed on the validated topic.
+PACKED_FLOAT = np.dtype("<f4")
+
+
+def pack_floats(values: Sequence[float] | None) -> str | None:
+    """A float array as the validated topic carries it (None stays None)."""
+    if values is None:
+        return None
+    return base64.b64encode(np.asarray(values, dtype=PACKED_FLOAT).tobytes()).decode("ascii")
+
+
+def unpack_floats(packed: Sequence[str | None]) -> np.ndarray | list[np.ndarray | None]:
+    """Packed arrays of a batch of records as one float32 matrix, a NaN row where a record
+    had none (drift/inputs.py counts such rows as missing); arrays of different lengths
+    (the model changed mid-batch) row by row, for the drift check to reject."""
+    blobs = [None if p is None else base64.b64decode(p) for p in packed]
+    present = [b for b in blobs if b is not None]
+    sizes = {len(b) for b in present}
+    if len(sizes) != 1:  # none at all, or of different lengths
+        return [None if b is None else np.frombuffer(b, PACKED_FLOAT) for b in blobs]
+    dim = sizes.pop() // PACKED_FLOAT.itemsize
+    rows = np.frombuffer(b"".join(present), PACKED_FLOAT).reshape(len(present), dim)
+    if len(present) == len(blobs):
+        return rows
+    matrix = np.full((len(blobs), dim), np.nan, dtype=PACKED_FLOAT)
+    matrix[[b is not None for b in blobs]] = rows
+    return matrix

@@ -17,18 +17,21 @@ import calendar
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from drift.config import MonitorConfig
 from drift.slices import DriftSlice, slice_ms
 from features.aggregations import SlotKind
 from features.plans import ViewPlan
 from features.sql import SLOT_TYPES, BatchLayout, interval, item_sql, layout
 from features.tiles import PaneBatch
+from schemas.validated import unpack_floats
 
 PANE, TICK, DRIFT, LATE = "pane", "tick", "drift", "late"
 ALL_TENANTS = "*"
 #: The slot of a drift column by the kind of its check.
 _DRIFT_SLOT: dict[str, SlotKind] = {"numeric": "double", "categorical": "string",
-                                    "embedding": "double_list"}
+                                    "embedding": "string"}  # packed: schemas/validated.py
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ def _drift_slots(monitor: MonitorConfig) -> dict[SlotKind, list[str]]:
 
 def drift_sql(monitor: MonitorConfig, source: str, window_ms: int, per_tenant: bool) -> str:
     """Per (monitor key, slice): one item per event with every checked column's value."""
-    cast = {"double": "DOUBLE", "string": "STRING", "double_list": "ARRAY<DOUBLE>"}
+    cast = {"double": "DOUBLE", "string": "STRING"}
     slots = {kind: [f"CAST(`{c}` AS {cast[kind]})" for c in columns]
              for kind, columns in _drift_slots(monitor).items()}
     key = "tenant_id" if per_tenant else f"'{ALL_TENANTS}'"
@@ -81,17 +84,22 @@ class RecordBuilder:
         self.layouts: dict[str, BatchLayout] = {p.name: layout(p) for p in plans}
         self.drift_window_ms = drift_window_ms
         position = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}  # item[0]: entity
-        self.drift_columns = [(column, position[kind], i) for kind, columns in
-                              (_drift_slots(monitor) if monitor else {}).items()
+        slots = _drift_slots(monitor) if monitor else {}
+        self.drift_columns = [(column, position[kind], i) for kind, columns in slots.items()
                               for i, column in enumerate(columns)]
+        self.packed_columns = {c.column for c in (monitor.checks if monitor else ())
+                               if c.kind == "embedding"}
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
         kind, name, key, window_end, items = row[0], row[1], row[2], _epoch_ms(row[3]), row[4]
         if kind == LATE:
             return LateRecords(int(items[0][1][0]))
         if kind == DRIFT:
-            columns = {column: [item[slot][i] for item in items]
-                       for column, slot, i in self.drift_columns}
+            columns: dict[str, list[Any] | np.ndarray] = {}
+            for column, slot, i in self.drift_columns:
+                values = [item[slot][i] for item in items]
+                columns[column] = unpack_floats(values) if column in self.packed_columns \
+                    else values
             return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
                               columns)
         # The pane is (E - pane, E]; its window ends 1 ms later (features.sql).

@@ -19,19 +19,20 @@ import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
 
-from schemas.validated import column_types
+from schemas.validated import column_types, pack_floats
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import add_stats, stats_key
 
 VALID, REJECTED, SKIPPED = "valid", "rejected", "skipped"
 
-#: Flink SQL types of the validated columns (schemas.validated.column_types()).
+#: Flink SQL types of the validated columns (schemas.validated.column_types()); float
+#: arrays are packed (schemas.validated.pack_floats).
 SQL_TYPES = {"string": "STRING", "long": "BIGINT", "int": "INT", "double": "DOUBLE",
-             "boolean": "BOOLEAN", "float_array": "ARRAY<FLOAT>"}
+             "boolean": "BOOLEAN", "float_array": "STRING"}
 _DATA_TYPES = {"string": DataTypes.STRING(), "long": DataTypes.BIGINT(),
                "int": DataTypes.INT(), "double": DataTypes.DOUBLE(),
-               "boolean": DataTypes.BOOLEAN(), "float_array": DataTypes.ARRAY(DataTypes.FLOAT())}
+               "boolean": DataTypes.BOOLEAN(), "float_array": DataTypes.STRING()}
 #: Columns of the UDF's result beside the validated ones.
 _EXTRA = {"status": DataTypes.STRING(), "route": DataTypes.BYTES(),
           "dl_kind": DataTypes.STRING(), "dl_key": DataTypes.BYTES(),
@@ -61,6 +62,7 @@ class DecodeInteractions(ScalarFunction):
         self.resume = resume_offsets(self.settings.bootstrap_servers,
                                      self.settings.topics.validated_topic, self.partitions)
         self.columns = list(column_types())
+        self.packed = [name for name, kind in column_types().items() if kind == "float_array"]
         self.metrics = function_context.get_metric_group()
         self.accepted = self.metrics.counter("records_accepted")
         self.skipped = self.metrics.counter("records_skipped_after_restore")
@@ -116,6 +118,8 @@ class DecodeInteractions(ScalarFunction):
                 col.append(record.get(name))
         self._count(len(keys) - sum(kinds.values()) - status.count(SKIPPED), kinds,
                     status.count(SKIPPED))
+        for name in self.packed:
+            out[name] = [pack_floats(v) for v in out[name]]
         return pd.DataFrame(out)
 
     def _count(self, accepted: int, kinds: dict[str, int], skipped: int) -> None:

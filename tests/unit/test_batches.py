@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import numpy as np
 import pytest
 
+from drift.errors import DriftInputError
+from drift.inputs import clean_embedding
 from drift.monitor import default_monitor
 from drift.slices import slice_ms
 from features.plans import load_view_plans
 from features.sql import SLOT_TYPES, interval, layout
+from schemas.validated import pack_floats, unpack_floats
 from streams.batches import DRIFT, LATE, DriftSlice, LateRecords, RecordBuilder
 
 END = datetime(2026, 12, 1, 10, 5, 0, 1000)  # a pane ending 10:05:00.000, plus 1 ms
@@ -48,12 +52,38 @@ def test_a_pane_row_becomes_a_batch_of_per_entity_partials():
 def test_drift_and_late_rows_become_slices_and_counts():
     monitor = default_monitor()
     builder = RecordBuilder([], monitor, 900_000)
-    item = (None, None, [100.0, 0.5, None], ["leave", "web"], None, [[0.1, 0.2]])
+    item = (None, None, [100.0, 0.5, None], ["leave", "web", pack_floats([0.1, 0.2])], None,
+            None)
     piece = builder((DRIFT, monitor.name, "acme", END, [item, item]))
     assert isinstance(piece, DriftSlice) and piece.key == "acme" and piece.n == 2
     assert piece.columns["satisfaction"] == [None, None]
     assert piece.columns["channel"] == ["web", "web"]
-    assert piece.columns["embedding"] == [[0.1, 0.2], [0.1, 0.2]]
+    np.testing.assert_array_equal(piece.columns["embedding"],
+                                  np.array([[0.1, 0.2], [0.1, 0.2]], dtype=np.float32))
     assert piece.end_ms - piece.start_ms == slice_ms(900_000)
     late = builder((LATE, LATE, LATE, END, [(None, [12], None, None, None, None)]))
     assert late == LateRecords(12)
+
+
+@pytest.mark.parametrize("rows", [
+    [[0.1, 0.2, 0.3], None, [1.5, -2.0, 1e-3], None],  # some records without one
+    [None, None],  # traffic without embeddings
+    [[0.1, 0.2], [0.1, 0.2, 0.3], None],  # the model changed mid-slice
+    [[0.5, float("nan")], [0.25, 0.75]],  # a non-finite value
+    [],
+])
+def test_packed_embeddings_clean_as_the_raw_lists_do(rows):
+    """What the drift statistics get from packed arrays equals what they got from the
+    lists themselves (float32, as the contract declares), missing rows counted alike."""
+    packed = unpack_floats([pack_floats(r) for r in rows])
+    as_float32 = [None if r is None else np.float32(r).tolist() for r in rows]
+    try:
+        want = clean_embedding(as_float32)
+    except DriftInputError as exc:
+        with pytest.raises(DriftInputError, match="differ in length"):
+            clean_embedding(packed)
+        assert "differ in length" in str(exc)
+        return
+    got = clean_embedding(packed)
+    np.testing.assert_array_equal(got[0], want[0])
+    assert got[1] == want[1]
