@@ -68,11 +68,23 @@ def pack_floats(values: Sequence[float] | None) -> str | None:
     return base64.b64encode(np.asarray(values, dtype=PACKED_FLOAT).tobytes()).decode("ascii")
 
 
+def _unpacked(packed: str | None) -> bytes | None:
+    """The bytes of one packed array; None for none, or for what is not one (a record
+    written before arrays were packed), which the drift checks count as missing."""
+    if packed is None:
+        return None
+    try:
+        blob = base64.b64decode(packed, validate=True)
+    except ValueError:
+        return None
+    return blob if len(blob) % PACKED_FLOAT.itemsize == 0 else None
+
+
 def unpack_floats(packed: Sequence[str | None]) -> np.ndarray | list[np.ndarray | None]:
     """Packed arrays of a batch of records as one float32 matrix, a NaN row where a record
     had none (drift/inputs.py counts such rows as missing); arrays of different lengths
     (the model changed mid-batch) row by row, for the drift check to reject."""
-    blobs = [None if p is None else base64.b64decode(p) for p in packed]
+    blobs = [_unpacked(p) for p in packed]
     present = [b for b in blobs if b is not None]
     sizes = {len(b) for b in present}
     if len(sizes) != 1:  # none at all, or of different lengths

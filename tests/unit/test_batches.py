@@ -87,3 +87,13 @@ def test_packed_embeddings_clean_as_the_raw_lists_do(rows):
     got = clean_embedding(packed)
     np.testing.assert_array_equal(got[0], want[0])
     assert got[1] == want[1]
+
+
+def test_what_is_not_a_packed_array_counts_as_missing():
+    """A record written before arrays were packed (a JSON list as text) or a damaged one
+    (3 bytes) is a missing row, not a crash."""
+    rows = [[0.5, 0.25], [1.0, 2.0]]
+    matrix, missing = clean_embedding(unpack_floats(
+        [pack_floats(rows[0]), "[0.1, 0.2]", "AAAA", pack_floats(rows[1])]))
+    np.testing.assert_array_equal(matrix, np.array(rows))
+    assert missing == 2
