@@ -11,7 +11,8 @@ plus what ingestion adds: ``pii_redactions`` and where the record came from.
 
 A float array (the embedding) travels packed: its little-endian float32 bytes as one
 base64 string. As a JSON number per element, every record's embedding was parsed, boxed
-and copied float by float in the JVM, about a tenth of the job's CPU (benchmarks/READING.md).
+and copied float by float in the JVM: packing took a third off the drain's CPU
+(benchmarks/READING.md).
 (A string, not Flink's BYTES: the planner cannot compile an ``ARRAY<BYTES>``, which the
 drift slices would gather.)
 """
@@ -59,6 +60,11 @@ def column_types() -> Mapping[str, str]:
 
 #: How a ``float_array`` column is packed on the validated topic.
 PACKED_FLOAT = np.dtype("<f4")
+
+
+def packed_columns() -> frozenset[str]:
+    """The validated columns that travel packed (:func:`pack_floats`)."""
+    return frozenset(c for c, kind in column_types().items() if kind == "float_array")
 
 
 def pack_floats(values: Sequence[float] | None) -> str | None:

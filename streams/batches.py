@@ -25,13 +25,13 @@ from features.aggregations import SlotKind
 from features.plans import ViewPlan
 from features.sql import SLOT_TYPES, BatchLayout, interval, item_sql, layout
 from features.tiles import PaneBatch
-from schemas.validated import unpack_floats
+from schemas.validated import packed_columns, unpack_floats
 
 PANE, TICK, DRIFT, LATE = "pane", "tick", "drift", "late"
 ALL_TENANTS = "*"
 #: The slot of a drift column by the kind of its check.
 _DRIFT_SLOT: dict[str, SlotKind] = {"numeric": "double", "categorical": "string",
-                                    "embedding": "string"}  # packed: schemas/validated.py
+                                    "embedding": "string"}  # packed (schemas/validated.py)
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,7 @@ class RecordBuilder:
         slots = _drift_slots(monitor) if monitor else {}
         self.drift_columns = [(column, position[kind], i) for kind, columns in slots.items()
                               for i, column in enumerate(columns)]
-        self.packed_columns = {c.column for c in (monitor.checks if monitor else ())
-                               if c.kind == "embedding"}
+        self.packed_columns = packed_columns()
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
         kind, name, key, window_end, items = row[0], row[1], row[2], _epoch_ms(row[3]), row[4]

@@ -19,7 +19,7 @@ import pandas as pd
 from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
 
-from schemas.validated import column_types, pack_floats
+from schemas.validated import column_types, pack_floats, packed_columns
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import add_stats, stats_key
@@ -62,7 +62,7 @@ class DecodeInteractions(ScalarFunction):
         self.resume = resume_offsets(self.settings.bootstrap_servers,
                                      self.settings.topics.validated_topic, self.partitions)
         self.columns = list(column_types())
-        self.packed = [name for name, kind in column_types().items() if kind == "float_array"]
+        self.packed = packed_columns()
         self.metrics = function_context.get_metric_group()
         self.accepted = self.metrics.counter("records_accepted")
         self.skipped = self.metrics.counter("records_skipped_after_restore")

@@ -1,4 +1,5 @@
-"""Partition routing into the validated topic, and where ingestion resumes after a restore.
+"""Partition routing into the validated topic, where ingestion resumes after a restore, and
+reading a topic to its end (:func:`end_offsets`, :func:`recent_keys`).
 
 Validated partition ``i`` holds exactly the accepted records of input partition ``i``, in
 their input order, so the windows' per-partition watermarks see each input partition's
