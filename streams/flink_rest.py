@@ -62,6 +62,18 @@ def records_read(settings: Settings, job_id: str, vertices: list[dict]) -> int:
     return 0
 
 
+def watermarks(settings: Settings, job_id: str) -> dict[str, int]:
+    """Per operator chain (its name, cut short), the lowest event-time watermark of its
+    subtasks' inputs: where event time stands at each stage, to see which one holds."""
+    out = {}
+    for vertex in _get(settings, f"/jobs/{job_id}").get("vertices", []):
+        marks = _get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}/watermarks")
+        values = [int(m["value"]) for m in marks if m["id"].endswith("currentInputWatermark")]
+        if values:
+            out[vertex["name"][:60]] = min(values)
+    return out
+
+
 def jobs(settings: Settings) -> list[JobInfo] | None:
     """Every job the cluster at ``job.rest_port`` knows (newest first), or None if no
     Flink answers there."""

@@ -108,13 +108,16 @@ def running_job() -> Iterator[Callable[[Settings, list[str]], JobHandle]]:
         job.cancel()
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str,
+             explain: Callable[[], str] | None = None) -> None:
+    """Poll ``condition``; on timeout fail, with what ``explain`` says of the state then."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(1.0)
-    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+    detail = f"; {explain()}" if explain is not None else ""
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}{detail}")
 
 
 def wait_until_stable(read: Callable[[], object], quiet_s: float, timeout_s: float) -> object:

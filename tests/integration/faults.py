@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pandas as pd
 import psutil
+import redis
 
 from schemas.dead_letter import read_dead_letter
 from streams import checkpoints, flink_rest
 from streams.producer import parse_drift, produce_events, produce_raw, simulated_events
+from streams.stats import progress_key
 from tests.integration.conftest import read_topic, wait_for
 from tests.oracle import compare_log, compare_online
 
@@ -35,6 +37,26 @@ def reachable(settings, events: list[dict] | pd.DataFrame) -> int:
     """The last 5-minute boundary the watermark can pass with these events."""
     newest = int(pd.DataFrame(events).event_time.max()) - settings.job.max_out_of_orderness_ms
     return newest // FIVE_MIN * FIVE_MIN - FIVE_MIN
+
+
+def where_it_stands(settings, target: int, job_id: str | None = None) -> str:
+    """Why a job has not caught up with ``target``: the shards behind it, and where event
+    time stands at each operator (a failure on CI has only this to go on)."""
+    raw = redis.Redis.from_url(settings.redis_url, decode_responses=True).hgetall(
+        progress_key(settings))
+    shards = {k: int(v) - target for k, v in raw.items() if "/" in k}
+    behind = sorted((lag, k) for k, lag in shards.items() if lag < 0)
+    out = (f"target {target}; {len(behind)} of {len(shards)} shards that reported are "
+           f"behind it, the furthest (ms): {behind[:5]}")
+    try:
+        ids = [job_id] if job_id else [j.job_id for j in flink_rest.jobs(settings) or []][:1]
+        for found in ids:
+            marks = flink_rest.watermarks(settings, found)
+            out += "; watermarks - target (ms): " + ", ".join(
+                f"{name}: {mark - target}" for name, mark in marks.items())
+    except (OSError, ValueError) as exc:
+        out += f"; no watermarks from Flink ({exc})"
+    return out
 
 
 def checkpointed_after(settings, branches: list[str], since: float) -> bool:

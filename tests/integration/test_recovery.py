@@ -40,6 +40,7 @@ from tests.integration.faults import (
     reachable,
     restarts,
     stream,
+    where_it_stands,
 )
 
 pytestmark = pytest.mark.integration
@@ -63,8 +64,9 @@ def test_a_killed_python_worker_restores_from_the_checkpoint(isolated_settings, 
     job_id = str(job.client.get_job_id())
     wait_for(lambda: restarts(job.settings) >= 1, timeout_s=120,
              what="Flink to restart the job")
-    wait_for(lambda: job.caught_up(reachable(settings, frame)), timeout_s=300,
-             what="the whole stream after the restore")
+    target = reachable(settings, frame)
+    wait_for(lambda: job.caught_up(target), timeout_s=300, what="the whole stream after the "
+             "restore", explain=lambda: where_it_stands(job.settings, target, job_id))
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
     assert job.status() == "RUNNING"
     assert flink_rest.last_failure(job.settings, job_id) is not None
@@ -117,8 +119,9 @@ def test_sigkill_of_driftline_run_resumes_from_its_checkpoint(isolated_settings,
     produce(settings, second)
     proc, _ = start("second.log")
     try:
-        wait_for(lambda: caught_up(reachable(settings, frame)), timeout_s=300,
-                 what="the whole stream after the restart")
+        target = reachable(settings, frame)
+        wait_for(lambda: caught_up(target), timeout_s=300, what="the whole stream after the "
+                 "restart", explain=lambda: where_it_stands(settings, target))
         progress = wait_until_stable(lambda: progress_of(settings, views), quiet_s=5,
                                      timeout_s=60)
         # The log's files in progress at the kill were truncated and resumed, not lost.
@@ -159,8 +162,9 @@ def test_a_redis_outage_of_30_s_holds_back_and_loses_nothing(isolated_settings, 
         assert job.status() == "RUNNING"
     finally:
         server.send_signal(signal.SIGCONT)
-    wait_for(lambda: job.caught_up(reachable(settings, frame)), timeout_s=300,
-             what="the whole stream after Redis came back")
+    target = reachable(settings, frame)
+    wait_for(lambda: job.caught_up(target), timeout_s=300, what="the whole stream after Redis "
+             "came back", explain=lambda: where_it_stands(job.settings, target))
     progress = wait_until_stable(job.progress, quiet_s=5, timeout_s=60)
     assert job.status() == "RUNNING"
     assert restarts(job.settings) == 0
