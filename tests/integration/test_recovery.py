@@ -25,7 +25,7 @@ from features.plans import load_view_plans
 from features.redis_writer import FeastRedisWriter
 from features.tiles import FeatureRow
 from streams import checkpoints, flink_rest
-from streams.feature_operators import ShardWrites
+from streams.feature_operators import ShardWrites, shard_key
 from streams.retry import redis_client
 from streams.runner import progress_of
 from streams.stats import progress_key
@@ -178,7 +178,7 @@ def test_rows_cut_off_by_an_outage_land_with_their_progress(isolated_settings, p
     shard's later timers have nothing new to report)."""
     url, server = private_redis
     settings = isolated_settings(redis_url=url)
-    plan = load_view_plans(settings.feature_repo)[1]  # tenant_load: one join key
+    plan = next(p for p in load_view_plans(settings.feature_repo) if len(p.join_keys) == 1)
     sample = {"INT64": 7, "DOUBLE": 0.25, "STRING": "leave"}
     ts_ms = (int(time.time() * 1000) - 3_600_000) // 300_000 * 300_000
     rows = [FeatureRow(plan.name, f"tenant-{i}", ts_ms,
@@ -186,7 +186,7 @@ def test_rows_cut_off_by_an_outage_land_with_their_progress(isolated_settings, p
     writer = FeastRedisWriter(url, project_name(settings.feature_repo), [plan],
                               client=redis_client(url))
     writes = ShardWrites(writer, progress_key(settings))
-    key = f"{plan.name}/0"
+    key = shard_key(plan.name, 0)
 
     server.send_signal(signal.SIGSTOP)
     applied: list[int] = []
@@ -203,6 +203,6 @@ def test_rows_cut_off_by_an_outage_land_with_their_progress(isolated_settings, p
 
     assert redis.Redis.from_url(url).hget(progress_key(settings), key) == str(ts_ms).encode()
     read = OnlineReader(settings.feature_repo, url).read(
-        plan.name, [{"tenant_id": r.entity_value} for r in rows])
+        plan.name, [plan.entity_values(r.entity_value) for r in rows])
     assert all(got[name] == value for got, r in zip(read, rows, strict=True)
                for name, value in r.values.items()), read
