@@ -135,7 +135,7 @@ class MeasuredJob(JobHandle):
 
 WATERMARK_STAGES = (  # (label, operator, metric name), in pipeline order
     ("validated source out", VALIDATED_SOURCE, "currentOutputWatermark"),
-    ("batch records in", "batch-records", "currentInputWatermark"),
+    ("pane records in", "pane-records", "currentInputWatermark"),
     ("feature tiles in", "feature-tiles", "currentInputWatermark"),
 )
 

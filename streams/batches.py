@@ -1,4 +1,4 @@
-"""The one table the JVM hands to Python, and the typed records it becomes.
+"""The tables the JVM hands to Python, one per branch, and the typed records they become.
 
 Every row has the generic layout of ``features.sql.BATCH_COLUMNS`` (an array of items
 of ``features.sql.ITEM_TYPE``) and a ``kind``:
@@ -7,8 +7,9 @@ of ``features.sql.ITEM_TYPE``) and a ``kind``:
 - ``drift``: one monitor key's values in a slice of event time (drift/slices.py);
 - ``late``: how many records arrived behind the watermark in a second of wall time.
 
-Python converts each row once, in the first Python step, into a :class:`PaneBatch`,
-:class:`DriftSlice` or :class:`LateRecords`; nothing downstream reads a row by position.
+Python converts each row once, in its branch's first Python step, into a
+:class:`PaneBatch`, :class:`DriftSlice` or :class:`LateRecords`; nothing downstream reads
+a row by position.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
 """Where a job's checkpoints live, which one a restart resumes from, and how many stay.
 
 Checkpoints go to ``<state_dir>/checkpoints/<fingerprint>/<job id>/chk-<n>``. The
-fingerprint hashes what the state belongs to (the topics, the consumer group, the compiled
-feature plans, the drift settings), so a restart resumes only the job it was taken of: a
-changed feature repo or topic starts from scratch instead of restoring state that means
-something else. Flink keeps the newest ``RETAINED`` checkpoints of a running job and leaves
-them when the job is cancelled or killed; a restart resumes from the newest and removes
-every other run's folder, so at most two runs' checkpoints exist at any time.
+fingerprint hashes what the state belongs to (the job's layout, the topics, the consumer
+group, the compiled feature plans, the drift settings), so a restart resumes only the job
+it was taken of: a changed feature repo or topic starts from scratch instead of restoring
+state that means something else. Flink keeps the newest ``RETAINED`` checkpoints of a
+running job and leaves them when the job is cancelled or killed; a restart resumes from
+the newest and removes every other run's folder, so at most two runs' checkpoints exist
+at any time.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from streams.settings import Settings
 
 RETAINED = 2
 METADATA = "_metadata"  # written last: a chk folder without it is incomplete
+#: The shape of the job's operator graph, bumped whenever it changes: Flink cannot map a
+#: checkpoint onto a different graph (the SQL operators' ids hash their place in it), so
+#: a job of a new shape starts afresh instead of failing to restore.
+JOB_LAYOUT = 2
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:
@@ -27,7 +32,8 @@ def fingerprint(settings: Settings, branches: list[str]) -> str:
     from features.sql import panes_sql
 
     plans = load_view_plans(settings.feature_repo) if "features" in branches else []
-    what = {"topics": settings.topics.model_dump(), "group": settings.job.consumer_group,
+    what = {"layout": JOB_LAYOUT, "topics": settings.topics.model_dump(),
+            "group": settings.job.consumer_group,
             "shards": settings.job.shards, "branches": sorted(branches),
             "drift": settings.drift.model_dump(mode="json"),
             "views": [panes_sql(p, "events", "event_time", "source_offset") for p in plans]}

@@ -15,6 +15,10 @@ hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record)
           --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
 ```
 
+The windows' rows (late counts, panes, slices) are one table, split by kind in the JVM
+(:func:`_route_batches`), so each Python branch gets only its own rows and builds its
+typed records in its first Python step.
+
 Why the validated topic: the windows need watermarks built per input partition from the
 payload's ``event_time``, which only a Kafka source can make, from the record timestamp;
 producers leave that at send time. Re-stamping accepted records into a topic of their own,
@@ -35,17 +39,16 @@ from dataclasses import dataclass
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
-from pyflink.table import StreamTableEnvironment
+from pyflink.table import Schema, StreamTableEnvironment
 from pyflink.table.udf import udf
 
 from features.feast_repo import project_name
 from features.offline_log import PARTITION_COLUMNS, ROW_COLUMNS, STAGED_COLUMNS
 from features.plans import load_view_plans
-from features.sql import batch_sql, interval, panes_sql
-from features.tiles import PaneBatch
+from features.sql import BATCH_COLUMNS, batch_sql, interval, panes_sql
 from schemas.validated import column_types
 from streams import assets, checkpoints, stack
-from streams.batches import DriftSlice, LateRecords, RecordBuilder, drift_sql, late_sql
+from streams.batches import DRIFT, LATE, PANE, TICK, RecordBuilder, drift_sql, late_sql
 from streams.drift_operators import ALERT_ROW, DriftMonitor
 from streams.feature_operators import LOG_ROW, FeatureTiles, shard_key
 from streams.ingest_udf import REJECTED, SQL_TYPES, VALID, DecodeInteractions, result_type
@@ -261,24 +264,32 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
     if monitor is not None:
         parts.append(drift_sql(monitor, "events", settings.drift.window_ms,
                                settings.drift.per_tenant))
-    batches = t_env.sql_query("\nUNION ALL\n".join(f"({p})" for p in parts))
-    records: DataStream = t_env.to_data_stream(batches).map(
-        RecordBuilder(plans, monitor, settings.drift.window_ms),
-        Types.PICKLED_BYTE_ARRAY()).name("batch-records").uid("batch-records")
-    records.filter(lambda r: isinstance(r, LateRecords)).map(
-        LateCounter(settings), Types.INT()).name("late-records").uid("late-records")
+    _route_batches(t_env, "\nUNION ALL\n".join(f"({p})" for p in parts))
+    build = RecordBuilder(plans, monitor, settings.drift.window_ms)
+
+    def records(*kinds: str) -> DataStream:
+        """The batch rows of ``kinds`` (split in the JVM), as typed records. The builder
+        chains into the branch's first Python step: one process per branch, and each
+        record crosses to the branch's Python once."""
+        listed = ", ".join(f"'{k}'" for k in kinds)
+        table = t_env.sql_query(f"SELECT {', '.join(f'`{c}`' for c, _ in BATCH_COLUMNS)} "
+                                f"FROM batches WHERE kind IN ({listed})")
+        return t_env.to_data_stream(table).map(build, Types.PICKLED_BYTE_ARRAY()) \
+            .name(f"{kinds[0]}-records").uid(f"{kinds[0]}-records")
+
+    records(LATE).map(LateCounter(settings), Types.INT()).name("late-count").uid("late-count")
     if plans:
         tiles = FeatureTiles(plans, settings, project_name(settings.feature_repo),
                              input_ends_at=None if bounded is None else bounded.end_ms)
-        log_rows = records.filter(lambda r: isinstance(r, PaneBatch)) \
+        log_rows = records(PANE, TICK) \
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
             .process(tiles, LOG_ROW).name("feature-tiles").uid("feature-tiles")
         if settings.offline.enabled:
             _offline_log(t_env, settings, statements, log_rows, bounded)
     if monitor is not None:
-        alerts = records.filter(lambda r: isinstance(r, DriftSlice)) \
-            .key_by(lambda s: s.key, Types.STRING()) \
-            .process(DriftMonitor(settings), ALERT_ROW).name("drift-monitor").uid("drift-monitor")
+        alerts = records(DRIFT).key_by(lambda s: s.key, Types.STRING()) \
+            .process(DriftMonitor(settings), ALERT_ROW) \
+            .name("drift-monitor").uid("drift-monitor")
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE alerts_out (k BYTES, v BYTES) WITH ({_kafka(
                 settings, settings.topics.alerts, **{
@@ -287,6 +298,22 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
                     "sink.delivery-guarantee": "at-least-once"})})""")
         t_env.create_temporary_view("alerts", t_env.from_data_stream(alerts))
         statements.add_insert_sql("INSERT INTO alerts_out SELECT key, `value` FROM alerts")
+
+
+def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
+    """The view ``batches``: every branch's rows, from one translation of ``query``.
+
+    Each ``to_data_stream`` is planned on its own, so three branches converted from three
+    queries would read the validated topic three times. Converted once and brought back
+    as a table, the rows (one per shard and pane, or per slice: few) are split by kind in
+    the JVM, and each branch's Python step sees only its own. The event-time watermark
+    crosses with them (``SOURCE_WATERMARK``): the tiles' and the monitor's timers need it.
+    """
+    stream = t_env.to_data_stream(t_env.sql_query(query))
+    schema = Schema.new_builder() \
+        .column_by_expression("rowtime", "window_end") \
+        .watermark("rowtime", "SOURCE_WATERMARK()").build()
+    t_env.create_temporary_view("batches", t_env.from_data_stream(stream, schema))
 
 
 def _offline_log(t_env: StreamTableEnvironment, settings: Settings, statements,
