@@ -308,6 +308,8 @@ def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
     as a table, the rows (one per shard and pane, or per slice: few) are split by kind in
     the JVM, and each branch's Python step sees only its own. The event-time watermark
     crosses with them (``SOURCE_WATERMARK``): the tiles' and the monitor's timers need it.
+    A watermark needs a time column to hang on; ``window_end`` serves, and is never used
+    as event time (a late count's is processing time).
     """
     stream = t_env.to_data_stream(t_env.sql_query(query))
     schema = Schema.new_builder() \
