@@ -74,6 +74,17 @@ def watermarks(settings: Settings, job_id: str) -> dict[str, int]:
     return out
 
 
+def restarted_everywhere(settings: Settings, job_id: str) -> bool:
+    """Whether every subtask of the job is running again after a failure (attempt >= 1):
+    a failure restarts only its pipelined region, so one restart says nothing of the
+    others."""
+    subtasks = [task for vertex in _get(settings, f"/jobs/{job_id}").get("vertices", [])
+                for task in _get(settings, f"/jobs/{job_id}/vertices/{vertex['id']}")
+                .get("subtasks", [])]
+    return bool(subtasks) and all(t["status"] == "RUNNING" and t["attempt"] >= 1
+                                  for t in subtasks)
+
+
 def jobs(settings: Settings) -> list[JobInfo] | None:
     """Every job the cluster at ``job.rest_port`` knows (newest first), or None if no
     Flink answers there."""
