@@ -55,7 +55,7 @@ def test_killed_python_workers_restore_from_the_checkpoint(isolated_settings, ru
     bundle, so a quiet branch's dead worker goes unnoticed until that branch has work).
     The rest arrives once every task has restarted: a restore can come after the job has
     read all there was, and event time then waits for new records on every partition
-    (docs/semantics.md, "Failures and recovery").
+    (docs/semantics.md, "Event time after a restore").
     """
     settings = isolated_settings(job={"checkpoint_interval_ms": 2000},
                                  drift={"window_ms": 30 * 60_000, "reference_events": 500})
