@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -200,7 +201,11 @@ def windows_of(probes: list[dict[str, Any]], spans: list[tuple[str, float, float
 
 
 def pyspy_path() -> str | None:
-    return os.environ.get("DRIFTLINE_PYSPY") or shutil.which("py-spy")
+    """``DRIFTLINE_PYSPY``, else py-spy beside this Python (the dev extra installs it into
+    the venv, which is not on PATH when run as ``.venv/bin/python``), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return os.environ.get("DRIFTLINE_PYSPY") or (str(beside) if beside.exists() else None) \
+        or shutil.which("py-spy")
 
 
 def python_worker_pid() -> int | None:

@@ -46,6 +46,7 @@ from benchmarks.drift_report import (
     versions,
 )
 from benchmarks.pipeline_job import apply_repo, copy_repo, flink_jvm, isolated_settings
+from benchmarks.pipeline_phases import pyspy_path
 
 TAG = "profile"
 TOP = 10
@@ -98,10 +99,12 @@ class Sampler:
         self.jvm = flink_jvm().pid
         subprocess.run(["jcmd", str(self.jvm), "JFR.start", "name=drain", "settings=profile",
                         f"filename={self.jfr}"], check=True, capture_output=True)
-        spy = Path(sys.executable).with_name("py-spy")
+        spy = pyspy_path()
+        if spy is None:
+            raise SystemExit("py-spy not found: `make install` puts it into .venv/bin")
         for worker in _workers():
             out = self.work / f"worker-{worker.pid}.txt"
-            proc = subprocess.Popen([str(spy), "record", "--pid", str(worker.pid), "--rate",
+            proc = subprocess.Popen([spy, "record", "--pid", str(worker.pid), "--rate",
                                      "25", "--nonblocking", "--format", "raw", "-o",
                                      str(out)], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)

@@ -32,6 +32,7 @@ BENCHMARKS = [
     ("drain", "benchmarks.drain", "drain.md"),
     ("profile_drain", "benchmarks.profile_drain", "profile_drain.md"),
     ("pipeline", "benchmarks.pipeline", "pipeline.md"),
+    ("tiles_cost", "benchmarks.tiles_cost", "tiles_cost.md"),
     ("drift_cost", "benchmarks.drift_cost", "drift.md"),
     ("drift_quality", "benchmarks.drift_quality", "drift_quality.md"),
     ("recovery", "benchmarks.recovery", "recovery.md"),

@@ -32,8 +32,9 @@ SLOT_TYPES: dict[SlotKind, str] = {
     "string_set": "ARRAY<STRING>",
     "double_list": "ARRAY<DOUBLE>",
 }
-#: One entity's (or, for drift, one event's) values.
-ITEM_TYPE = "ROW<entity STRING, " + ", ".join(
+#: One entity's partials, in the slots of their kinds (pane rows); or one column's values,
+#: in the slot of their kind, the others null (drift slices, late counts: column_items_sql).
+ITEM_TYPE = "ROW<name STRING, " + ", ".join(
     f"`{kind}s` ARRAY<{t}>" for kind, t in SLOT_TYPES.items()) + ">"
 #: The generic batch row handed to Python. ``key`` is the shard (or the monitor key);
 #: ``window_end`` the pane end plus the 1 ms offset.
@@ -104,6 +105,18 @@ def item_sql(entity: str, slots: dict[SlotKind, list[str]]) -> str:
     arrays = [f"ARRAY[{', '.join(slots[kind])}]" if slots.get(kind)
               else f"CAST(NULL AS ARRAY<{t}>)" for kind, t in SLOT_TYPES.items()]
     return f"ROW({entity}, {', '.join(arrays)})"
+
+
+def column_items_sql(columns: list[tuple[str, SlotKind, str]]) -> str:
+    """Items that are columns: per (name, slot kind, SQL array of its values), one item
+    whose slot of that kind holds the array. Cast to the batch rows' exact type, so that
+    the union of every branch's rows has one row type."""
+    items = []
+    for name, kind, values in columns:
+        arrays = [values if k == kind else f"CAST(NULL AS ARRAY<{t}>)"
+                  for k, t in SLOT_TYPES.items()]
+        items.append(f"ROW('{name}', {', '.join(arrays)})")
+    return f"CAST(ARRAY[{', '.join(items)}] AS {dict(BATCH_COLUMNS)['items']})"
 
 
 def batch_sql(plan: ViewPlan, panes: str, shards: int) -> str:

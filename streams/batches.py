@@ -4,8 +4,13 @@ Every row has the generic layout of ``features.sql.BATCH_COLUMNS`` (an array of 
 of ``features.sql.ITEM_TYPE``) and a ``kind``:
 
 - ``pane`` / ``tick``: one shard of a feature view at a pane end (features/sql.py);
-- ``drift``: one monitor key's values in a slice of event time (drift/slices.py);
+- ``drift``: one monitor key's values in a slice of event time (drift/slices.py), an item
+  per checked column holding its value of every event of the slice;
 - ``late``: how many records arrived behind the watermark in a second of wall time.
+
+(A drift slice's items are columns, not events: the JVM builds one array per column
+rather than a row and its arrays per event, and Python reads six lists instead of
+building a row per event; benchmarks/READING.md has what that measured.)
 
 Python converts each row once, in its branch's first Python step, into a
 :class:`PaneBatch`, :class:`DriftSlice` or :class:`LateRecords`; nothing downstream reads
@@ -24,7 +29,7 @@ from drift.config import MonitorConfig
 from drift.slices import DriftSlice, slice_ms
 from features.aggregations import SlotKind
 from features.plans import ViewPlan
-from features.sql import SLOT_TYPES, BatchLayout, interval, item_sql, layout
+from features.sql import SLOT_TYPES, BatchLayout, column_items_sql, interval, layout
 from features.tiles import PaneBatch
 from schemas.validated import packed_columns, unpack_floats
 
@@ -42,31 +47,24 @@ class LateRecords:
     count: int
 
 
-def _drift_slots(monitor: MonitorConfig) -> dict[SlotKind, list[str]]:
-    """Slot kind -> the monitor's columns carried in it, in check order."""
-    slots: dict[SlotKind, list[str]] = {}
-    for check in monitor.checks:
-        slots.setdefault(_DRIFT_SLOT[check.kind], []).append(check.column)
-    return slots
-
-
 def drift_sql(monitor: MonitorConfig, source: str, window_ms: int, per_tenant: bool) -> str:
-    """Per (monitor key, slice): one item per event with every checked column's value."""
-    cast = {"double": "DOUBLE", "string": "STRING"}
-    slots = {kind: [f"CAST(`{c}` AS {cast[kind]})" for c in columns]
-             for kind, columns in _drift_slots(monitor).items()}
+    """Per (monitor key, slice): one item per checked column with its value of every
+    event of the slice (ARRAY_AGG keeps nulls)."""
+    slots = {c.column: _DRIFT_SLOT[c.kind] for c in monitor.checks}
+    columns = [(column, slot, f"ARRAY_AGG(CAST(`{column}` AS {SLOT_TYPES[slot]}))")
+               for column, slot in slots.items()]
     key = "tenant_id" if per_tenant else f"'{ALL_TENANTS}'"
     return (f"SELECT '{DRIFT}' AS kind, '{monitor.name}' AS name, {key} AS `key`, window_end, "
-            f"ARRAY_AGG({item_sql('CAST(NULL AS STRING)', slots)}) AS items\n"
+            f"{column_items_sql(columns)} AS items\n"
             f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), "
             f"{interval(slice_ms(window_ms))}))\nGROUP BY {key}, window_start, window_end")
 
 
 def late_sql(source: str) -> str:
     """Counts of late records per second of processing time (``pt``)."""
-    item = item_sql("CAST(NULL AS STRING)", {"long": ["n"]})
+    items = column_items_sql([("n", "long", "ARRAY[n]")])
     return (f"SELECT '{LATE}' AS kind, '{LATE}' AS name, '{LATE}' AS `key`, window_end, "
-            f"ARRAY[{item}] AS items\nFROM (SELECT window_end, COUNT(*) AS n "
+            f"{items} AS items\nFROM (SELECT window_end, COUNT(*) AS n "
             f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(pt), INTERVAL '1' SECOND))\n"
             f"GROUP BY window_start, window_end)")
 
@@ -84,10 +82,9 @@ class RecordBuilder:
         self.plans = {p.name: p for p in plans}
         self.layouts: dict[str, BatchLayout] = {p.name: layout(p) for p in plans}
         self.drift_window_ms = drift_window_ms
-        position = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}  # item[0]: entity
-        slots = _drift_slots(monitor) if monitor else {}
-        self.drift_columns = [(column, position[kind], i) for kind, columns in slots.items()
-                              for i, column in enumerate(columns)]
+        position = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}  # item[0]: its name
+        self.drift_slots = {c.column: position[_DRIFT_SLOT[c.kind]]
+                            for c in (monitor.checks if monitor else ())}
         self.packed_columns = packed_columns()
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
@@ -96,10 +93,10 @@ class RecordBuilder:
             return LateRecords(int(items[0][1][0]))
         if kind == DRIFT:
             columns: dict[str, list[Any] | np.ndarray] = {}
-            for column, slot, i in self.drift_columns:
-                values = [item[slot][i] for item in items]
+            for item in items:
+                column, values = item[0], item[self.drift_slots[item[0]]]
                 columns[column] = unpack_floats(values) if column in self.packed_columns \
-                    else values
+                    else list(values)
             return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
                               columns)
         # The pane is (E - pane, E]; its window ends 1 ms later (features.sql).

@@ -21,10 +21,11 @@ from streams.settings import Settings
 
 RETAINED = 2
 METADATA = "_metadata"  # written last: a chk folder without it is incomplete
-#: The shape of the job's operator graph, bumped whenever it changes: Flink cannot map a
-#: checkpoint onto a different graph (the SQL operators' ids hash their place in it), so
-#: a job of a new shape starts afresh instead of failing to restore.
-JOB_LAYOUT = 2
+#: The shape of the job's operator graph and of its SQL state, bumped whenever either
+#: changes: Flink cannot map a checkpoint onto a different graph (the SQL operators' ids
+#: hash their place in it) nor restore an aggregate's state into another type, so a job
+#: of a new shape starts afresh instead of failing to restore. 3: drift slices by column.
+JOB_LAYOUT = 3
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:

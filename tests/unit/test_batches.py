@@ -19,6 +19,11 @@ from streams.batches import DRIFT, LATE, DriftSlice, LateRecords, RecordBuilder
 END = datetime(2026, 12, 1, 10, 5, 0, 1000)  # a pane ending 10:05:00.000, plus 1 ms
 
 
+def _column(name: str, kind: str, values: list) -> tuple:
+    """A column item of a drift or late row as the JVM sends it (features.sql.ITEM_TYPE)."""
+    return (name, *(values if k == kind else None for k in SLOT_TYPES))
+
+
 @pytest.mark.parametrize(("ms", "sql"), [
     (300_000, "INTERVAL '5' MINUTE"), (3_600_000, "INTERVAL '1' HOUR"),
     (86_400_000, "INTERVAL '1' DAY"), (604_800_000, "INTERVAL '7' DAY"),
@@ -52,16 +57,21 @@ def test_a_pane_row_becomes_a_batch_of_per_entity_partials():
 def test_drift_and_late_rows_become_slices_and_counts():
     monitor = default_monitor()
     builder = RecordBuilder([], monitor, 900_000)
-    item = (None, None, [100.0, 0.5, None], ["leave", "web", pack_floats([0.1, 0.2])], None,
-            None)
-    piece = builder((DRIFT, monitor.name, "acme", END, [item, item]))
+    packed = pack_floats([0.1, 0.2])
+    items = [_column(c, "double", v) for c, v in (
+        ("response_latency_ms", [100.0, 100.0]), ("confidence", [0.5, 0.5]),
+        ("satisfaction", [None, None]))]
+    items += [_column(c, "string", v) for c, v in (
+        ("intent", ["leave", "leave"]), ("channel", ["web", "web"]),
+        ("embedding", [packed, packed]))]
+    piece = builder((DRIFT, monitor.name, "acme", END, items))
     assert isinstance(piece, DriftSlice) and piece.key == "acme" and piece.n == 2
     assert piece.columns["satisfaction"] == [None, None]
     assert piece.columns["channel"] == ["web", "web"]
     np.testing.assert_array_equal(piece.columns["embedding"],
                                   np.array([[0.1, 0.2], [0.1, 0.2]], dtype=np.float32))
     assert piece.end_ms - piece.start_ms == slice_ms(900_000)
-    late = builder((LATE, LATE, LATE, END, [(None, [12], None, None, None, None)]))
+    late = builder((LATE, LATE, LATE, END, [_column("n", "long", [12])]))
     assert late == LateRecords(12)
 
 
