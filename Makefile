@@ -32,7 +32,7 @@ test-unit: install ## pure tests only (seconds)
 test-integration: install ## tests against the real broker, Redis and a Flink mini-cluster
 	$(PY) -m pytest -q -m integration tests/integration
 
-bench: install ## the standard benchmark set (about 15 minutes), results in benchmarks/RESULTS.md
+bench: install ## the standard benchmark set (about 45 minutes), results in benchmarks/RESULTS.md
 	$(PY) -m benchmarks.run
 
 bench-quick: install ## a smoke version of the benchmarks (about 4 minutes; results in benchmarks/out/quick)
