@@ -35,7 +35,7 @@ test-integration: install ## tests against the real broker, Redis and a Flink mi
 bench: install ## the standard benchmark set (about 45 minutes), results in benchmarks/RESULTS.md
 	$(PY) -m benchmarks.run
 
-bench-quick: install ## a smoke version of the benchmarks (about 4 minutes; results in benchmarks/out/quick)
+bench-quick: install ## a smoke version of each benchmark (results in benchmarks/out/quick)
 	$(PY) -m benchmarks.run --quick
 
 alibi-env: install ## the separate alibi-detect venv the drift benchmarks compare against

@@ -1,7 +1,7 @@
 """One command for the whole benchmark set (``make bench`` / ``make bench-quick``).
 
     python -m benchmarks.run            # the standard set (about 45 minutes here)
-    python -m benchmarks.run --quick    # a smoke version (about 4 minutes)
+    python -m benchmarks.run --quick    # a smoke version of each
     python -m benchmarks.run --only drift_cost --only decode
     python -m benchmarks.run --report   # only rebuild RESULTS.md from results/*.md
 

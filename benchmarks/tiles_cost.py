@@ -54,7 +54,7 @@ INTENTS = [f"intent_{i}" for i in range(12)]
 #: Seconds of event time per repo (the shipped repo's 1 h windows fill in an hour; its
 #: 24 h ones do not, which would take 24x the events), reported in ``steps`` steps.
 MODES = {
-    "quick": {"rates": [1_000, 5_000], "shipped_s": 1_800, "low-latency_s": 60, "steps": 3},
+    "quick": {"rates": [1_000, 5_000], "shipped_s": 600, "low-latency_s": 30, "steps": 2},
     "standard": {"rates": [1_000, 5_000], "shipped_s": 3_600, "low-latency_s": 180,
                  "steps": 6},
 }
