@@ -112,6 +112,7 @@ class ViewWindows:
         self._groups = [_Group(w, s, tuple(ix)) for (w, s), ix in sorted(by_shape.items())]
         self._all = (1 << len(self._groups)) - 1
         self._empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in plan.features}
+        self._empty_partials = tuple(f.aggregate.empty() for f in plan.features)
 
     def add(self, shard: ShardTiles, batch: PaneBatch) -> None:
         """Fold a batch's panes in and schedule the boundaries where they matter: per
@@ -193,17 +194,32 @@ class ViewWindows:
                 else:
                     tiles.written[name] = value
         tiles.written_once = True
-        # A feature reads its window at its own last slide boundary, so keep every pane
-        # that a window read at or after this boundary can still hold.
-        horizon = min(boundary // g.slide_ms * g.slide_ms - g.window_ms for g in self._groups)
-        for pane_end in [p for p in tiles.panes if p <= horizon]:
-            del tiles.panes[pane_end]
+        self._forget(tiles, boundary)
         values = {name: tiles.written.get(name, empty) for name, empty in self._empty.items()}
         if not tiles.panes and not tiles.written:
             del shard.entities[entity]
         if not (first or changed):
             return None
         return FeatureRow(self.plan.name, entity, boundary, values)
+
+    def _forget(self, tiles: EntityTiles, boundary: int) -> None:
+        """Drop what no window read at or after ``boundary`` can hold. A feature reads its
+        window at its own last slide boundary, so a group never again reads a pane at or
+        before that read's start: a pane older than every group's is deleted, and in a
+        pane only some groups can still read, the others' partials are emptied (a 5 min
+        p95 need not keep its values for as long as the view's 1 h mean)."""
+        horizons = [(boundary // g.slide_ms * g.slide_ms - g.window_ms, g.features)
+                    for g in self._groups]
+        oldest, newest = min(h for h, _ in horizons), max(h for h, _ in horizons)
+        for pane_end in [p for p in tiles.panes if p <= newest]:
+            if pane_end <= oldest:
+                del tiles.panes[pane_end]
+                continue
+            stale = {i for h, features in horizons if pane_end <= h for i in features}
+            partials = tiles.panes[pane_end]
+            if any(partials[i] != self._empty_partials[i] for i in stale):
+                tiles.panes[pane_end] = tuple(self._empty_partials[i] if i in stale else p
+                                              for i, p in enumerate(partials))
 
 
 def latest_per_entity(rows: list[FeatureRow]) -> list[FeatureRow]:
