@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import random
+import sys
 import tempfile
 import time
 import zlib
@@ -173,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = MODES[mode_name]
     started = time.monotonic()
     meta = {"machine": machine(), "date": now_utc(), "mode": mode_name, "settings": mode,
-            "versions": versions(), "command": command(MODULE, argv or [])}
+            "versions": versions(),
+            "command": command(MODULE, sys.argv[1:] if argv is None else argv)}
     with tempfile.TemporaryDirectory() as tmp:
         repos = {"shipped": load_view_plans(ROOT / "feature_repo"),
                  "low-latency": load_view_plans(

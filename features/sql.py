@@ -100,23 +100,23 @@ def panes_sql(plan: ViewPlan, source: str, time_col: str, seq_col: str) -> str:
             f"{RIGHT_CLOSED_OFFSET}))\nGROUP BY {keys}, window_start, window_end")
 
 
-def item_sql(entity: str, slots: dict[SlotKind, list[str]]) -> str:
-    """One item: ``slots`` maps a slot kind to its SQL expressions (absent kinds: null)."""
-    arrays = [f"ARRAY[{', '.join(slots[kind])}]" if slots.get(kind)
-              else f"CAST(NULL AS ARRAY<{t}>)" for kind, t in SLOT_TYPES.items()]
-    return f"ROW({entity}, {', '.join(arrays)})"
+def typed_items(sql: str) -> str:
+    """``sql`` (an array of items) cast to the batch rows' exact type, so that the union of
+    every branch's rows (late counts, panes, ticks, slices) has one row type."""
+    return f"CAST({sql} AS {dict(BATCH_COLUMNS)['items']})"
+
+
+def item_sql(name: str, arrays: dict[SlotKind, str]) -> str:
+    """One item: ``arrays`` maps a slot kind to the SQL array filling it (absent: null)."""
+    slots = [arrays.get(kind, f"CAST(NULL AS ARRAY<{t}>)") for kind, t in SLOT_TYPES.items()]
+    return f"ROW({name}, {', '.join(slots)})"
 
 
 def column_items_sql(columns: list[tuple[str, SlotKind, str]]) -> str:
     """Items that are columns: per (name, slot kind, SQL array of its values), one item
-    whose slot of that kind holds the array. Cast to the batch rows' exact type, so that
-    the union of every branch's rows has one row type."""
-    items = []
-    for name, kind, values in columns:
-        arrays = [values if k == kind else f"CAST(NULL AS ARRAY<{t}>)"
-                  for k, t in SLOT_TYPES.items()]
-        items.append(f"ROW('{name}', {', '.join(arrays)})")
-    return f"CAST(ARRAY[{', '.join(items)}] AS {dict(BATCH_COLUMNS)['items']})"
+    whose slot of that kind holds the array."""
+    items = [item_sql(f"'{name}'", {kind: values}) for name, kind, values in columns]
+    return typed_items(f"ARRAY[{', '.join(items)}]")
 
 
 def batch_sql(plan: ViewPlan, panes: str, shards: int) -> str:
@@ -125,13 +125,14 @@ def batch_sql(plan: ViewPlan, panes: str, shards: int) -> str:
     for i, spec in enumerate(plan.features):
         for j, column in enumerate(spec.aggregate.partial_columns()):
             slots[column.kind].append(f"`f{i}_{j}`")
+    item = item_sql("entity", {k: f"ARRAY[{', '.join(v)}]" for k, v in slots.items() if v})
     shard = shard_expr("entity", shards)
     shard_list = ", ".join(str(s) for s in range(shards))
     return (f"SELECT 'pane' AS kind, '{plan.name}' AS name, CAST({shard} AS STRING) AS `key`, "
-            f"window_end, ARRAY_AGG({item_sql('entity', slots)}) AS items\n"
+            f"window_end, {typed_items(f'ARRAY_AGG({item})')} AS items\n"
             f"FROM {panes} GROUP BY {shard}, window_start, window_end\nUNION ALL\n"
             f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, "
-            f"CAST(NULL AS {dict(BATCH_COLUMNS)['items']})\n"
+            f"{typed_items('NULL')}\n"
             f"FROM (SELECT window_start, window_end FROM {panes} "
             f"GROUP BY window_start, window_end)\n"
             f"CROSS JOIN UNNEST(ARRAY[{shard_list}]) AS shard_numbers(s)")

@@ -47,12 +47,16 @@ class LateRecords:
     count: int
 
 
+def _drift_slots(monitor: MonitorConfig) -> dict[str, SlotKind]:
+    """Checked column -> the item slot that carries its values."""
+    return {c.column: _DRIFT_SLOT[c.kind] for c in monitor.checks}
+
+
 def drift_sql(monitor: MonitorConfig, source: str, window_ms: int, per_tenant: bool) -> str:
     """Per (monitor key, slice): one item per checked column with its value of every
     event of the slice (ARRAY_AGG keeps nulls)."""
-    slots = {c.column: _DRIFT_SLOT[c.kind] for c in monitor.checks}
     columns = [(column, slot, f"ARRAY_AGG(CAST(`{column}` AS {SLOT_TYPES[slot]}))")
-               for column, slot in slots.items()]
+               for column, slot in _drift_slots(monitor).items()]
     key = "tenant_id" if per_tenant else f"'{ALL_TENANTS}'"
     return (f"SELECT '{DRIFT}' AS kind, '{monitor.name}' AS name, {key} AS `key`, window_end, "
             f"{column_items_sql(columns)} AS items\n"
@@ -83,8 +87,8 @@ class RecordBuilder:
         self.layouts: dict[str, BatchLayout] = {p.name: layout(p) for p in plans}
         self.drift_window_ms = drift_window_ms
         position = {kind: i + 1 for i, kind in enumerate(SLOT_TYPES)}  # item[0]: its name
-        self.drift_slots = {c.column: position[_DRIFT_SLOT[c.kind]]
-                            for c in (monitor.checks if monitor else ())}
+        self.drift_slots = {column: position[slot] for column, slot
+                            in (_drift_slots(monitor) if monitor else {}).items()}
         self.packed_columns = packed_columns()
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
