@@ -2,10 +2,19 @@
 
 The JVM computes each (entity, pane) partial with Flink SQL aggregates (``partial_columns``:
 the SQL and the kind of batch slot that carries it to Python); Python turns those
-columns into a partial (``from_columns``), merges the partials of a trailing window
-(``merge``, which never mutates its arguments) and reads the feature value
-(``result``). ``output_types`` says which Feast value types the result may be
-declared as for a given column type, so a mismatch fails when the repo is compiled.
+columns into a partial (``from_columns``), merges partials (``merge``, which never
+mutates its arguments) and reads the feature value (``result``).
+
+A trailing window is kept as a running accumulator that panes join as they enter it and
+leave as they age out (``start``, ``join``, ``leave``, ``value``), so a slide costs the
+panes that move, not a pass over every pane the window holds. Where a function has an
+exact inverse (count, sum, mean, count_distinct, last) leaving undoes joining: sums are
+kept as exact fixed-point integers, so after any joins and leaves a sum reads the
+correctly rounded sum of the panes in the window, and an emptied window reads exactly 0.
+The others (min, max, percentiles) keep the window's partials by pane and merge on read.
+
+``output_types`` says which Feast value types the result may be declared as for a given
+column type, so a mismatch fails when the repo is compiled.
 
 SQL templates use ``{col}`` (the column), ``{time}`` (event time, epoch millis) and
 ``{seq}`` (the record's position in its Kafka partition, for ties).
@@ -15,7 +24,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
+from functools import reduce
+from itertools import chain
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -68,6 +80,64 @@ class Aggregate:
         """Feast value types this result may be declared as, over a ``column_type`` column."""
         raise NotImplementedError
 
+    # The running window. These defaults keep the window's partials by pane end and
+    # merge them on read; ``join`` and ``leave`` may update ``acc`` in place.
+    #: False where ``leave`` undoes ``join`` exactly, so the window keeps no partials.
+    keeps_panes: ClassVar[bool] = True
+
+    def start(self) -> Any:
+        """An empty running window."""
+        return {}
+
+    def join(self, acc: Any, pane_end: int, partial: Any) -> Any:
+        old = acc.get(pane_end)
+        acc[pane_end] = partial if old is None else self.merge(old, partial)
+        return acc
+
+    def leave(self, acc: Any, pane_end: int, partial: Any) -> Any:
+        acc.pop(pane_end, None)
+        return acc
+
+    def value(self, acc: Any) -> Any:
+        """The feature value of the panes in the window."""
+        return self.result(self.merge_all(list(acc.values())))
+
+    def merge_all(self, partials: list[Any]) -> Any:
+        return reduce(self.merge, partials, self.empty())
+
+
+#: Every finite double is a whole multiple of 2**-1074, so a sum of doubles held as an
+#: integer count of that unit is exact: adding and then removing a value leaves no trace.
+_FIXED_BITS = 1074
+_FIXED_ONE = 1 << _FIXED_BITS
+#: An exact running sum: (fixed-point total, and how many NaN, +inf and -inf it holds).
+ExactSum = tuple[int, int, int, int]
+EXACT_ZERO: ExactSum = (0, 0, 0, 0)
+
+
+def exact_add(acc: ExactSum, x: float, sign: int = 1) -> ExactSum:
+    """``acc`` plus (``sign`` 1) or minus (-1) the double ``x``, exactly."""
+    total, nan, pos, neg = acc
+    if math.isfinite(x):
+        n, d = x.as_integer_ratio()  # d is a power of two
+        return (total + sign * (n << (_FIXED_BITS + 1 - d.bit_length())), nan, pos, neg)
+    if math.isnan(x):
+        return (total, nan + sign, pos, neg)
+    return (total, nan, pos + sign, neg) if x > 0 else (total, nan, pos, neg + sign)
+
+
+def exact_value(acc: ExactSum) -> float:
+    """The sum as the nearest double (Python rounds an int quotient correctly)."""
+    total, nan, pos, neg = acc
+    if nan or (pos and neg):
+        return math.nan
+    if pos or neg:
+        return math.inf if pos else -math.inf
+    try:
+        return total / _FIXED_ONE
+    except OverflowError:
+        return math.inf if total > 0 else -math.inf
+
 
 class Count(Aggregate):
     function, accepts = "count", None
@@ -89,6 +159,20 @@ class Count(Aggregate):
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
+
+    keeps_panes = False
+
+    def start(self) -> int:
+        return 0
+
+    def join(self, acc: int, pane_end: int, partial: int) -> int:
+        return acc + partial
+
+    def leave(self, acc: int, pane_end: int, partial: int) -> int:
+        return acc - partial
+
+    def value(self, acc: int) -> int:
+        return acc
 
 
 class Sum(Aggregate):
@@ -113,6 +197,20 @@ class Sum(Aggregate):
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
+
+    keeps_panes = False
+
+    def start(self) -> ExactSum:
+        return EXACT_ZERO
+
+    def join(self, acc: ExactSum, pane_end: int, partial: float) -> ExactSum:
+        return exact_add(acc, partial)
+
+    def leave(self, acc: ExactSum, pane_end: int, partial: float) -> ExactSum:
+        return exact_add(acc, partial, -1)
+
+    def value(self, acc: ExactSum) -> float:
+        return exact_value(acc)
 
 
 class Mean(Aggregate):
@@ -139,6 +237,22 @@ class Mean(Aggregate):
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES
+
+    keeps_panes = False
+
+    def start(self) -> tuple[ExactSum, int]:
+        return (EXACT_ZERO, 0)
+
+    def join(self, acc: tuple[ExactSum, int], pane_end: int,
+             partial: tuple[float, int]) -> tuple[ExactSum, int]:
+        return (exact_add(acc[0], partial[0]), acc[1] + partial[1])
+
+    def leave(self, acc: tuple[ExactSum, int], pane_end: int,
+              partial: tuple[float, int]) -> tuple[ExactSum, int]:
+        return (exact_add(acc[0], partial[0], -1), acc[1] - partial[1])
+
+    def value(self, acc: tuple[ExactSum, int]) -> float | None:
+        return exact_value(acc[0]) / acc[1] if acc[1] else None
 
 
 class Min(Aggregate):
@@ -198,6 +312,26 @@ class CountDistinct(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
 
+    keeps_panes = False  # the window counts, per value, the panes that hold it
+
+    def start(self) -> Counter[str]:
+        return Counter()
+
+    def join(self, acc: Counter[str], pane_end: int, partial: frozenset[str]) -> Counter[str]:
+        acc.update(partial)
+        return acc
+
+    def leave(self, acc: Counter[str], pane_end: int, partial: frozenset[str]) -> Counter[str]:
+        for v in partial:
+            if acc[v] <= 1:
+                del acc[v]
+            else:
+                acc[v] -= 1
+        return acc
+
+    def value(self, acc: Counter[str]) -> int:
+        return len(acc)
+
 
 class Last(Aggregate):
     """Latest non-null value by event time; a tie goes to the record later in its Kafka
@@ -230,6 +364,23 @@ class Last(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return _OWN_TYPE[column_type]
 
+    # A pane holds only events of its own time span and panes leave oldest first, so
+    # when the pane that holds the window's latest value leaves, every pane still in the
+    # window is newer and none has a value: the window is empty.
+    keeps_panes = False
+
+    def start(self) -> tuple:
+        return self.empty()
+
+    def join(self, acc: tuple, pane_end: int, partial: tuple) -> tuple:
+        return self.merge(acc, partial)
+
+    def leave(self, acc: tuple, pane_end: int, partial: tuple) -> tuple:
+        return self.empty() if partial[:2] >= acc[:2] else acc
+
+    def value(self, acc: tuple) -> str | None:
+        return acc[2]
+
 
 class Percentile(Aggregate):
     """Exact percentile (numpy's linear interpolation); a pane keeps its values (a tuple:
@@ -255,6 +406,11 @@ class Percentile(Aggregate):
 
     def result(self, partial: tuple[float, ...]) -> float | None:
         return float(np.percentile(partial, self.q)) if partial else None
+
+    def value(self, acc: dict[int, tuple[float, ...]]) -> float | None:
+        # One array of every pane's values (merging pairwise would copy them per pane).
+        values = np.fromiter(chain.from_iterable(acc.values()), dtype=float)
+        return float(np.percentile(values, self.q)) if values.size else None
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES

@@ -1,20 +1,27 @@
-"""Trailing event-time windows for all entities of one shard, kept as pane tiles.
+"""Trailing event-time windows for all entities of one shard, as running accumulators.
 
 The JVM hands over one :class:`PaneBatch` per shard and pane: every entity's partials
 of the pane ``(E - pane, E]``. A window at boundary ``B`` of length ``w`` is exactly the
 panes ending in ``(B - w, B]`` (the right-closed trailing window DESIGN asks for).
 
-A feature can only change at a boundary where a pane enters its window or leaves it, so
-adding a pane schedules its entity at those two boundaries per (window, slide), and
-:meth:`ViewWindows.advance` evaluates only the entities due, in boundary order, once the
-watermark has passed. Work follows panes, not entities x boundaries, and a quiet entity
-still decays: the boundary where its last pane leaves the window is due, and it writes 0.
+Features sharing a (window, slide) form a group. At each of the group's slide boundaries
+the panes entering its window join each entity's running accumulators and the panes
+ageing out leave them (``Aggregate.join`` and ``leave``), and only the entities of those
+panes are evaluated. A slide costs the panes that move, not a pass over every pane a
+window holds, and a quiet entity still decays: where its last pane leaves, it writes 0.
+
+The state is split the way Flink keeps it cheaply. Each pane batch is written once to a
+store keyed by pane end (a Flink ``MapState`` in the job, :class:`MemoryPanes` in tests
+and benchmarks) and read back when it enters and leaves. :class:`ShardTiles`, the value
+Beam pickles again after every bundle, holds per entity only its accumulators and what
+was last written.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from features.plans import ViewPlan
 from features.sql import SLOT_TYPES, BatchLayout
@@ -69,11 +76,34 @@ class PaneBatch:
         return cls(plan.name, shard, pane_end, tuple(item[0] for item in items), partials)
 
 
+class PaneStore(Protocol):
+    """Pane batches by pane end: the subset of Flink's ``MapState`` the tiles use."""
+
+    def get(self, key: int) -> PaneBatch | None: ...
+
+    def put(self, key: int, value: PaneBatch) -> None: ...
+
+    def remove(self, key: int) -> None: ...
+
+
+class MemoryPanes(dict):
+    """A :class:`PaneStore` in memory."""
+
+    def put(self, key: int, value: PaneBatch) -> None:
+        self[key] = value
+
+    def remove(self, key: int) -> None:
+        del self[key]
+
+
 @dataclass
 class EntityTiles:
-    """One entity's pane partials and the values last written for it."""
+    """One entity's running windows and the values last written for it."""
 
-    panes: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    #: per group, its features' running accumulators (``Aggregate.start``)
+    accs: list[list[Any]]
+    #: per group, how many of the entity's panes its window holds
+    panes_in: list[int]
     #: feature -> last written value; absent means the empty value (0 or null)
     written: dict[str, Any] = field(default_factory=dict)
     written_once: bool = False
@@ -81,15 +111,20 @@ class EntityTiles:
 
 @dataclass
 class ShardTiles:
-    """Picklable state of one (view, shard): kept in Flink keyed state."""
+    """Picklable state of one (view, shard), beside its :class:`PaneStore`."""
 
     entities: dict[str, EntityTiles] = field(default_factory=dict)
-    #: boundary -> entity -> bit mask of the (window, slide) groups that may change there
-    due: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: the pane ends in the store, ascending
+    held: list[int] = field(default_factory=list)
+    #: boundary -> bit mask of the (window, slide) groups a pane enters or leaves there
+    due: dict[int, int] = field(default_factory=dict)
     #: every boundary at or before this has been written
     through: int = -1
     #: the newest pane end seen (ticks included): where a bounded input ends
     latest_pane: int = -1
+    #: stored panes up to this one no longer carry the partials that windows keep
+    #: themselves (``Aggregate.keeps_panes``): every group has taken them
+    trimmed: int = -1
 
 
 @dataclass(frozen=True)
@@ -100,12 +135,19 @@ class _Group:
     slide_ms: int
     features: tuple[int, ...]  # indices into the plan's features
 
+    def enters(self, pane: int) -> int:
+        return _ceil_to(pane, self.slide_ms)
+
+    def leaves(self, pane: int) -> int:
+        return _ceil_to(pane + self.window_ms, self.slide_ms)
+
 
 class ViewWindows:
-    """Stateless logic over :class:`ShardTiles` for one view plan."""
+    """Stateless logic over :class:`ShardTiles` and its pane store for one view plan."""
 
     def __init__(self, plan: ViewPlan) -> None:
         self.plan = plan
+        self._aggs = [f.aggregate for f in plan.features]
         by_shape: dict[tuple[int, int], list[int]] = {}
         for i, f in enumerate(plan.features):
             by_shape.setdefault((f.window_ms, f.slide_ms), []).append(i)
@@ -113,36 +155,48 @@ class ViewWindows:
         self._all = (1 << len(self._groups)) - 1
         self._empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in plan.features}
         self._empty_partials = tuple(f.aggregate.empty() for f in plan.features)
+        self._kept = [i for i, a in enumerate(self._aggs) if a.keeps_panes]
 
-    def add(self, shard: ShardTiles, batch: PaneBatch) -> None:
-        """Fold a batch's panes in and schedule the boundaries where they matter: per
-        group, where the pane enters its window and where it leaves."""
+    def add(self, shard: ShardTiles, panes: PaneStore, batch: PaneBatch) -> None:
+        """Store a batch's panes and schedule, per group, the boundaries where they enter
+        its window and where they leave it.
+
+        The JVM closes a pane once, before event time passes it. Should a pane's partials
+        come again, or after the boundary where they should have entered a window, they
+        are merged rather than lost: they join the windows they belong in at once and
+        are written at the entity's next evaluation.
+        """
         pane = batch.pane_end
         shard.latest_pane = max(shard.latest_pane, pane)
-        points: dict[int, int] = {}
+        if not batch.entities:
+            return  # a tick
+        at = bisect_left(shard.held, pane)
+        held = at < len(shard.held) and shard.held[at] == pane
+        old = panes.get(pane) if held else None
+        needed = False
         for gi, g in enumerate(self._groups):
-            for point in (_ceil_to(pane, g.slide_ms), _ceil_to(pane + g.window_ms, g.slide_ms)):
-                points[point] = points.get(point, 0) | (1 << gi)
-        for entity, partials in zip(batch.entities, batch.partials, strict=True):
-            tiles = shard.entities.get(entity)
-            if tiles is None:
-                tiles = shard.entities[entity] = EntityTiles()
-            old = tiles.panes.get(pane)
-            if old is not None:  # the JVM closes a pane once; merge rather than lose data
-                partials = tuple(f.aggregate.merge(a, b) for f, a, b
-                                 in zip(self.plan.features, old, partials, strict=True))
-            tiles.panes[pane] = partials
-            for point, mask in points.items():
-                due = shard.due.get(point)
-                if due is None:
-                    due = shard.due[point] = {}
-                due[entity] = due.get(entity, 0) | mask
+            enters, leaves = g.enters(pane), g.leaves(pane)
+            if leaves <= shard.through:
+                continue  # already out of this group's window
+            needed = True
+            shard.due[leaves] = shard.due.get(leaves, 0) | 1 << gi
+            if enters > shard.through:
+                shard.due[enters] = shard.due.get(enters, 0) | 1 << gi
+            else:
+                self._join(shard, gi, pane, batch, old)
+        if not needed:
+            return
+        if old is not None:
+            batch = self._merged(old, batch)
+        elif not held:
+            shard.held.insert(at, pane)
+        panes.put(pane, batch)
 
-    def advance(self, shard: ShardTiles, watermark: int,
+    def advance(self, shard: ShardTiles, panes: PaneStore, watermark: int,
                 input_ends_at: int | None = None) -> list[FeatureRow]:
-        """Evaluate every due entity at every due boundary up to ``watermark``, in order;
-        return the rows to write (an entity's first row too, so a quiet entity reads 0,
-        not null).
+        """Slide every group's windows over every due boundary up to ``watermark``, in
+        order, and evaluate the entities whose panes moved; return the rows to write (an
+        entity's first row too, so a quiet entity reads 0, not null).
 
         The end of a bounded input arrives as a watermark past all time. Event time then
         ends at ``input_ends_at``, where the input is known to be complete (a backfill's
@@ -153,29 +207,67 @@ class ViewWindows:
             watermark = shard.latest_pane if input_ends_at is None else input_ends_at
         rows = []
         for boundary in sorted(b for b in shard.due if b <= watermark):
-            for entity, mask in sorted(shard.due.pop(boundary).items()):
-                row = self._evaluate(shard, entity, boundary, mask)
+            mask = shard.due.pop(boundary)
+            moved: dict[str, int] = {}  # entity -> mask of the groups its panes moved in
+            for gi, g in enumerate(self._groups):
+                if mask >> gi & 1:
+                    for pane in self._held_in(shard, boundary - g.slide_ms, boundary):
+                        for entity in self._join(shard, gi, pane, panes.get(pane)):
+                            moved[entity] = moved.get(entity, 0) | 1 << gi
+                    edge = boundary - g.window_ms
+                    for pane in self._held_in(shard, edge - g.slide_ms, edge):
+                        for entity in self._leave(shard, gi, pane, panes.get(pane)):
+                            moved[entity] = moved.get(entity, 0) | 1 << gi
+            for entity in sorted(moved):
+                row = self._evaluate(shard, entity, boundary, moved[entity])
                 if row is not None:
                     rows.append(row)
+            self._forget(shard, panes, boundary)
         shard.through = max(shard.through, watermark)
         return rows
 
-    def _group_values(self, tiles: EntityTiles, group: _Group, boundary: int) -> list[Any]:
-        """The group's feature values at ``boundary``: one pass over the entity's panes."""
-        specs = [self.plan.features[i] for i in group.features]
-        accs = [s.aggregate.empty() for s in specs]
-        lo = boundary - group.window_ms
-        for pane_end, partials in tiles.panes.items():
-            if lo < pane_end <= boundary:
-                for j, (i, spec) in enumerate(zip(group.features, specs, strict=True)):
-                    accs[j] = spec.aggregate.merge(accs[j], partials[i])
-        return [s.aggregate.result(a) for s, a in zip(specs, accs, strict=True)]
+    @staticmethod
+    def _held_in(shard: ShardTiles, lo: int, hi: int) -> list[int]:
+        """The stored pane ends in ``(lo, hi]``."""
+        return shard.held[bisect_right(shard.held, lo):bisect_right(shard.held, hi)]
+
+    def _join(self, shard: ShardTiles, gi: int, pane: int, batch: PaneBatch | None,
+              already: PaneBatch | None = None) -> tuple[str, ...]:
+        """``batch``'s partials join group ``gi``'s windows (``already``: the pane's
+        partials that joined before, when these come late)."""
+        if batch is None:
+            return ()
+        known = set(already.entities) if already is not None else set()
+        group = self._groups[gi]
+        for entity, partials in zip(batch.entities, batch.partials, strict=True):
+            tiles = shard.entities.get(entity)
+            if tiles is None:
+                tiles = shard.entities[entity] = EntityTiles(
+                    [[self._aggs[i].start() for i in g.features] for g in self._groups],
+                    [0] * len(self._groups))
+            accs = tiles.accs[gi]
+            for j, i in enumerate(group.features):
+                accs[j] = self._aggs[i].join(accs[j], pane, partials[i])
+            if entity not in known:
+                tiles.panes_in[gi] += 1
+        return batch.entities
+
+    def _leave(self, shard: ShardTiles, gi: int, pane: int,
+               batch: PaneBatch | None) -> tuple[str, ...]:
+        if batch is None:
+            return ()
+        group = self._groups[gi]
+        for entity, partials in zip(batch.entities, batch.partials, strict=True):
+            tiles = shard.entities[entity]
+            accs = tiles.accs[gi]
+            for j, i in enumerate(group.features):
+                accs[j] = self._aggs[i].leave(accs[j], pane, partials[i])
+            tiles.panes_in[gi] -= 1
+        return batch.entities
 
     def _evaluate(self, shard: ShardTiles, entity: str, boundary: int,
                   mask: int) -> FeatureRow | None:
-        tiles = shard.entities.get(entity)
-        if tiles is None:
-            return None
+        tiles = shard.entities[entity]
         first = not tiles.written_once
         if first:
             mask = self._all
@@ -183,43 +275,59 @@ class ViewWindows:
         for gi, group in enumerate(self._groups):
             if not mask >> gi & 1:
                 continue  # no pane entered or left this group's windows here
-            at = boundary // group.slide_ms * group.slide_ms
-            for i, value in zip(group.features, self._group_values(tiles, group, at),
-                                strict=True):
+            for i, acc in zip(group.features, tiles.accs[gi], strict=True):
                 name = self.plan.features[i].name
-                empty = self._empty[name]
+                value, empty = self._aggs[i].value(acc), self._empty[name]
                 changed = changed or value != tiles.written.get(name, empty)
                 if value == empty:
                     tiles.written.pop(name, None)
                 else:
                     tiles.written[name] = value
         tiles.written_once = True
-        self._forget(tiles, boundary)
         values = {name: tiles.written.get(name, empty) for name, empty in self._empty.items()}
-        if not tiles.panes and not tiles.written:
+        if not any(tiles.panes_in) and not tiles.written:
             del shard.entities[entity]
         if not (first or changed):
             return None
         return FeatureRow(self.plan.name, entity, boundary, values)
 
-    def _forget(self, tiles: EntityTiles, boundary: int) -> None:
-        """Drop what no window read at or after ``boundary`` can hold. A feature reads its
-        window at its own last slide boundary, so a group never again reads a pane at or
-        before that read's start: a pane older than every group's is deleted, and in a
-        pane only some groups can still read, the others' partials are emptied (a 5 min
-        p95 need not keep its values for as long as the view's 1 h mean)."""
-        horizons = [(boundary // g.slide_ms * g.slide_ms - g.window_ms, g.features)
-                    for g in self._groups]
-        oldest, newest = min(h for h, _ in horizons), max(h for h, _ in horizons)
-        for pane_end in [p for p in tiles.panes if p <= newest]:
-            if pane_end <= oldest:
-                del tiles.panes[pane_end]
-                continue
-            stale = {i for h, features in horizons if pane_end <= h for i in features}
-            partials = tiles.panes[pane_end]
-            if any(partials[i] != self._empty_partials[i] for i in stale):
-                tiles.panes[pane_end] = tuple(self._empty_partials[i] if i in stale else p
-                                              for i, p in enumerate(partials))
+    def _forget(self, shard: ShardTiles, panes: PaneStore, boundary: int) -> None:
+        """Drop from the store the panes every group's windows have left, and the
+        partials that windows keep themselves (a 5 min p95's values) from the panes
+        every group has taken. Both are prefixes of ``held``: a later pane enters and
+        leaves each window no earlier."""
+        gone = 0
+        while gone < len(shard.held) and all(g.leaves(shard.held[gone]) <= boundary
+                                             for g in self._groups):
+            panes.remove(shard.held[gone])
+            gone += 1
+        del shard.held[:gone]
+        if not self._kept:
+            return
+        for pane in self._held_in(shard, shard.trimmed, boundary):
+            if any(g.enters(pane) > boundary for g in self._groups):
+                break
+            batch = panes.get(pane)
+            if batch is not None:
+                panes.put(pane, self._trimmed(batch))
+            shard.trimmed = pane
+
+    def _trimmed(self, batch: PaneBatch) -> PaneBatch:
+        partials = [list(p) for p in batch.partials]
+        for p in partials:
+            for i in self._kept:
+                p[i] = self._empty_partials[i]
+        return PaneBatch(batch.view, batch.shard, batch.pane_end, batch.entities,
+                         tuple(tuple(p) for p in partials))
+
+    def _merged(self, old: PaneBatch, new: PaneBatch) -> PaneBatch:
+        merged = dict(zip(old.entities, old.partials, strict=True))
+        for entity, partials in zip(new.entities, new.partials, strict=True):
+            before = merged.get(entity)
+            merged[entity] = partials if before is None else tuple(
+                a.merge(x, y) for a, x, y in zip(self._aggs, before, partials, strict=True))
+        return PaneBatch(old.view, old.shard, old.pane_end, tuple(merged),
+                         tuple(merged.values()))
 
 
 def latest_per_entity(rows: list[FeatureRow]) -> list[FeatureRow]:

@@ -24,8 +24,9 @@ METADATA = "_metadata"  # written last: a chk folder without it is incomplete
 #: The shape of the job's operator graph and of its SQL state, bumped whenever either
 #: changes: Flink cannot map a checkpoint onto a different graph (the SQL operators' ids
 #: hash their place in it) nor restore an aggregate's state into another type, so a job
-#: of a new shape starts afresh instead of failing to restore. 3: drift slices by column.
-JOB_LAYOUT = 3
+#: of a new shape starts afresh instead of failing to restore. 3: drift slices by column;
+#: 4: the feature tiles as running windows, their panes in a MapState.
+JOB_LAYOUT = 4
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:

@@ -1,7 +1,9 @@
 """The feature branch's Python step: pane batches in, Feast rows in Redis and the log out.
 
 Keyed by ``<view>/<shard>``. The maths is ``features/tiles.py`` (pure, unit-tested); here
-only Flink's keyed state, event-time timers, the Redis writes and progress. A batch or
+only Flink's keyed state, event-time timers, the Redis writes and progress. The shard's
+pane batches are a ``MapState`` by pane end, so each is serialized when it is stored,
+not again with every bundle; the rest of the shard's tiles is one value. A batch or
 tick for pane ``E`` arrives before the watermark passes ``E`` (the JVM emits a window's
 rows, then forwards the watermark), so the timer at ``E`` sees every pane up to it.
 """
@@ -12,7 +14,7 @@ import time
 
 from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext, TimeDomain
-from pyflink.datastream.state import ValueStateDescriptor
+from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 
 from features.offline_log import ROW_COLUMNS, staged_values
 from features.plans import ViewPlan
@@ -112,6 +114,8 @@ class FeatureTiles(KeyedProcessFunction):
         self.writes = ShardWrites(writer, self.progress_key)
         self.state = runtime_context.get_state(
             ValueStateDescriptor("shard_tiles", Types.PICKLED_BYTE_ARRAY()))
+        self.panes = runtime_context.get_map_state(
+            MapStateDescriptor("shard_panes", Types.LONG(), Types.PICKLED_BYTE_ARRAY()))
         metrics = runtime_context.get_metrics_group()
         self.written = metrics.counter("feature_rows_written")
         self.refused = metrics.counter("feature_rows_refused_older")
@@ -121,7 +125,7 @@ class FeatureTiles(KeyedProcessFunction):
 
     def process_element(self, batch: PaneBatch, ctx: KeyedProcessFunction.Context):
         tiles = self.state.value() or ShardTiles()
-        self.windows[batch.view].add(tiles, batch)
+        self.windows[batch.view].add(tiles, self.panes, batch)
         self.state.update(tiles)
         ctx.timer_service().register_event_time_timer(batch.pane_end)
         return iter(())
@@ -136,7 +140,7 @@ class FeatureTiles(KeyedProcessFunction):
             return iter(())
         view = key.rpartition("/")[0]
         watermark = max(timestamp, ctx.timer_service().current_watermark())
-        computed = self.windows[view].advance(tiles, watermark, self.input_ends_at)
+        computed = self.windows[view].advance(tiles, self.panes, watermark, self.input_ends_at)
         rows = latest_per_entity(computed) if self.write_online else []
         self.state.update(tiles)
         if rows:

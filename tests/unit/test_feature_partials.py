@@ -75,3 +75,65 @@ def test_an_empty_window_reads_zero_or_null(function):
     empty = agg.result(agg.merge(agg.empty(),
                                  agg.from_columns(jvm_partial_columns(function, nulls, "v"))))
     assert empty == (0 if function in ("count", "sum", "count_distinct") else None)
+
+
+def _oracle(function: str, frame) -> object:
+    """The feature over ``frame``'s raw values, by numpy and pandas."""
+    present = frame.v.dropna().tolist()
+    if function == "count":
+        return len(present)
+    if function == "count_distinct":
+        return len(set(present))
+    if not present:
+        return 0.0 if function == "sum" else None
+    if function == "last":
+        return frame.dropna(subset=["v"]).sort_values(["event_time", "seq"]).v.iloc[-1]
+    if function in ("sum", "mean", "min", "max"):
+        return float(getattr(np, function)(present))
+    return float(np.percentile(present, float(function[1:])))
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_running_window_equals_numpy_over_the_panes_it_holds(function, seed):
+    """Panes join as they enter and leave oldest first, the way a sliding window moves;
+    after every step the window reads what numpy computes from its raw values."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    agg = make_aggregate(function)
+    n_panes, per_pane = 50, 8
+    values = _values(rng, function)  # 400
+    if function in ("sum", "mean"):  # magnitudes far apart: a float running sum would drift
+        values = [None if v is None else v * 10.0 ** rng.integers(-6, 12) for v in values]
+    pane_of = np.repeat(np.arange(n_panes), per_pane)
+    frame = pd.DataFrame({"v": values, "pane": pane_of, "seq": np.arange(len(values)),
+                          "event_time": pane_of * 10 + rng.integers(0, 10, len(values))})
+    partials = {p: agg.from_columns(jvm_partial_columns(function, g, "v"))
+                for p, g in frame.groupby("pane")}
+    acc, inside = agg.start(), []
+    for pane in range(n_panes):
+        acc = agg.join(acc, pane, partials[pane])
+        inside.append(pane)
+        while len(inside) > rng.integers(1, 8) or (inside and rng.random() < 0.1):
+            gone = inside.pop(0)
+            acc = agg.leave(acc, gone, partials[gone])
+        got, want = agg.value(acc), _oracle(function, frame[frame.pane.isin(inside)])
+        if isinstance(want, float):
+            assert got == pytest.approx(want, rel=1e-12), (pane, inside)
+        else:
+            assert got == want, (pane, inside)
+    for gone in inside:
+        acc = agg.leave(acc, gone, partials[gone])
+    assert agg.value(acc) == agg.result(agg.empty())  # emptied: exactly 0 or null
+
+
+def test_an_exact_sum_forgets_what_left_it():
+    """1e20 joined and left does not swallow 0.1 (a float sum would read 0 or 16384)."""
+    agg = make_aggregate("sum")
+    acc = agg.join(agg.join(agg.start(), 1, 1e20), 2, 0.1)
+    assert agg.value(agg.leave(acc, 1, 1e20)) == 0.1
+    assert agg.value(agg.leave(agg.leave(acc, 1, 1e20), 2, 0.1)) == 0.0
+    inf = agg.join(agg.start(), 1, float("inf"))
+    assert agg.value(inf) == float("inf")
+    assert agg.value(agg.leave(agg.join(inf, 2, 1.0), 1, float("inf"))) == 1.0

@@ -2,8 +2,9 @@
 
 A tiny model of the job: the JVM closes each (entity, pane) when the watermark passes its
 end and hands the shard's panes over as one batch, plus a tick for every shard; the Python
-operator keeps one pickled state per shard and, like PyFlink, fires its timers in no
-particular order across a watermark jump. The pane partials are computed here from the
+operator keeps one pickled state and one pane store per shard (both pickled between
+calls, as Flink's state is) and, like PyFlink, fires its timers in no particular order
+across a watermark jump. The pane partials are computed here from the
 raw values (``partial_columns`` as the JVM would), independently of ``features/``.
 """
 
@@ -19,7 +20,7 @@ import pytest
 from features.aggregations import make_aggregate
 from features.plans import FeatureSpec, ViewPlan
 from features.sql import SLOT_TYPES, layout
-from features.tiles import END_OF_INPUT, PaneBatch, ShardTiles, ViewWindows
+from features.tiles import END_OF_INPUT, MemoryPanes, PaneBatch, ShardTiles, ViewWindows
 from schemas.errors import ConfigError
 from tests.oracle import expected_features, same
 
@@ -145,7 +146,7 @@ def _run(plan: ViewPlan, events: pd.DataFrame, bound_ms: int, final_watermark: i
     the operator had fully processed (as its progress would report)."""
     windows = ViewWindows(plan)
     panes = _panes(plan, events)
-    states = {s: ShardTiles() for s in range(SHARDS)}
+    states = {s: (ShardTiles(), MemoryPanes()) for s in range(SHARDS)}
     store: dict[str, dict] = {}
     newest: dict[str, int] = {}
     snapshots: dict[int, dict[str, dict]] = {}
@@ -159,14 +160,14 @@ def _run(plan: ViewPlan, events: pd.DataFrame, bound_ms: int, final_watermark: i
             end += plan.pane_ms
             for batch in _batches(plan, panes, end):
                 state = pickle.loads(pickle.dumps(states[batch.shard]))  # as Flink state
-                windows.add(state, batch)
+                windows.add(*state, batch)
                 states[batch.shard] = state
                 timers.add((batch.pane_end, batch.shard))
         closed = max(closed, end)
         # PyFlink fires the timers of a watermark jump in no particular order.
         for _, shard in sorted(timers, key=lambda _: rng.random()):
             state = pickle.loads(pickle.dumps(states[shard]))
-            for row in windows.advance(state, watermark):
+            for row in windows.advance(*state, watermark):
                 assert row.ts_ms >= newest.get(row.entity_value, -1)  # rows move forward
                 newest[row.entity_value] = row.ts_ms
                 store.setdefault(row.entity_value, {}).update(row.values)
@@ -213,15 +214,15 @@ def test_windows_match_pandas_brute_force_with_decay(plan, seed, advance_every):
     assert all(decayed[e]["n_1h" if plan is PLAN else "n_5m"] == 0 for e in decayed)
 
 
-def _one_event_view() -> tuple[ViewWindows, ShardTiles, list[int]]:
+def _one_event_view() -> tuple[ViewWindows, tuple[ShardTiles, MemoryPanes], list[int]]:
     windows = ViewWindows(PLAN)
-    state = ShardTiles()
+    state = ShardTiles(), MemoryPanes()
     events = pd.DataFrame({"interaction_id": ["x"], "employee_id": ["e"], "event_time": [1],
                            "satisfaction": [None], "escalated": [False], "intent": ["leave"],
                            "latency": [1.0], "seq": [0]})
     for batch in _batches(PLAN, _panes(PLAN, events), MIN):
-        windows.add(state, batch)
-    return windows, state, sorted(state.due)
+        windows.add(*state, batch)
+    return windows, state, sorted(state[0].due)
 
 
 def test_work_follows_panes_not_boundaries():
@@ -229,29 +230,30 @@ def test_work_follows_panes_not_boundaries():
     windows, state, due = _one_event_view()
     # Per (window, slide): where the pane ending at 1 min enters and where it leaves.
     assert [d // MIN for d in due] == [1, 5, 6, 60, 65, 1500]
-    rows = windows.advance(state, 2 * 24 * 60 * MIN)
+    rows = windows.advance(*state, 2 * 24 * 60 * MIN)
     assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65, 1500]
     assert all(r.values.keys() == {f.name for f in PLAN.features} for r in rows)  # whole rows
     assert rows[0].values["p95_lat_5m"] == 1.0 and rows[1].values["n_1h"] == 1
     empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in PLAN.features}
     assert rows[-1].values == empty  # decayed to 0 and null, then forgotten
-    assert not state.entities and not state.due  # nothing left to keep
+    tiles, panes = state
+    assert not tiles.entities and not tiles.due and not tiles.held and not panes  # nothing kept
 
 
 def test_end_of_input_writes_nothing_past_the_last_pane():
     windows, state, _ = _one_event_view()
-    rows = windows.advance(state, END_OF_INPUT + 5)
+    rows = windows.advance(*state, END_OF_INPUT + 5)
     assert [r.ts_ms for r in rows] == [MIN]
-    assert state.through == MIN  # progress stays a real event time
+    assert state[0].through == MIN  # progress stays a real event time
 
 
 def test_end_of_input_at_a_backfills_end_writes_the_decay_up_to_it():
     """The input is complete up to 70 min: the windows that the one event left by then
     decay (60, 65 min), the 24 h window's decay (1500 min) is after the end."""
     windows, state, _ = _one_event_view()
-    rows = windows.advance(state, END_OF_INPUT + 5, input_ends_at=70 * MIN)
+    rows = windows.advance(*state, END_OF_INPUT + 5, input_ends_at=70 * MIN)
     assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65]
-    assert state.through == 70 * MIN
+    assert state[0].through == 70 * MIN
 
 
 def test_unknown_function_names_the_field():
