@@ -125,6 +125,9 @@ class ShardTiles:
     #: stored panes up to this one no longer carry the partials that windows keep
     #: themselves (``Aggregate.keeps_panes``): every group has taken them
     trimmed: int = -1
+    #: entity -> mask of the groups that partials joined late (``ViewWindows.add``):
+    #: evaluated at the next boundary
+    late: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ class ViewWindows:
         The JVM closes a pane once, before event time passes it. Should a pane's partials
         come again, or after the boundary where they should have entered a window, they
         are merged rather than lost: they join the windows they belong in at once and
-        are written at the entity's next evaluation.
+        are written at the group's next boundary.
         """
         pane = batch.pane_end
         shard.latest_pane = max(shard.latest_pane, pane)
@@ -182,8 +185,12 @@ class ViewWindows:
             shard.due[leaves] = shard.due.get(leaves, 0) | 1 << gi
             if enters > shard.through:
                 shard.due[enters] = shard.due.get(enters, 0) | 1 << gi
-            else:
-                self._join(shard, gi, pane, batch, old)
+                continue
+            self._join(shard, gi, pane, batch, old)
+            after = g.enters(shard.through + 1)
+            shard.due[after] = shard.due.get(after, 0) | 1 << gi
+            for entity in batch.entities:
+                shard.late[entity] = shard.late.get(entity, 0) | 1 << gi
         if not needed:
             return
         if old is not None:
@@ -218,6 +225,9 @@ class ViewWindows:
                     for pane in self._held_in(shard, edge - g.slide_ms, edge):
                         for entity in self._leave(shard, gi, pane, panes.get(pane)):
                             moved[entity] = moved.get(entity, 0) | 1 << gi
+            for entity, late in shard.late.items():
+                moved[entity] = moved.get(entity, 0) | late
+            shard.late.clear()
             for entity in sorted(moved):
                 row = self._evaluate(shard, entity, boundary, moved[entity])
                 if row is not None:

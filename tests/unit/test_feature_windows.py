@@ -265,3 +265,39 @@ def test_unknown_function_names_the_field():
 def test_plan_pane_is_gcd_of_windows_and_slides():
     assert PLAN.pane_ms == MIN
     assert PLAN.max_window_ms == timedelta(hours=24).total_seconds() * 1000
+
+
+def _frame(rows: list[tuple[str, int, float]]) -> pd.DataFrame:
+    """Events of ``(employee, event_time, latency)``."""
+    return pd.DataFrame({"interaction_id": [f"i{i}" for i in range(len(rows))],
+                         "employee_id": [e for e, _, _ in rows],
+                         "event_time": [t for _, t, _ in rows], "satisfaction": [3] * len(rows),
+                         "escalated": [False] * len(rows), "intent": ["leave"] * len(rows),
+                         "latency": [x for *_, x in rows], "seq": list(range(len(rows)))})
+
+
+def test_partials_that_come_late_join_their_windows_at_once():
+    """The JVM closes a pane once; should a pane's partials come again after its windows
+    took it, they join those windows at once (counted once, not twice) and are written
+    at the entity's next evaluation, where they read as if they had come on time."""
+    events = _frame([("a", 30_000, 5.0), ("a", 40_000, 7.0), ("b", 50_000, 9.0),
+                     ("a", 20 * MIN, 1.0)])
+    on_time, late = events.iloc[[0, 3]], events.iloc[[1, 2]]
+    want = expected_features(events, {"employee_id": "a"},
+                             [(f.name, f.column, f.function, f.window_ms, f.slide_ms)
+                              for f in PLAN.features], 30 * MIN)
+    windows, state = ViewWindows(PLAN), (ShardTiles(), MemoryPanes())
+    for batch in _batches(PLAN, _panes(PLAN, on_time), MIN):
+        windows.add(*state, batch)
+    windows.advance(*state, 10 * MIN)  # the 1 min pane is in its 5 min and 1 h windows
+    for batch in _batches(PLAN, _panes(PLAN, late), MIN):
+        windows.add(*state, batch)
+    for batch in _batches(PLAN, _panes(PLAN, on_time), 20 * MIN):
+        windows.add(*state, batch)
+    got: dict[str, dict] = {}
+    for row in windows.advance(*state, 30 * MIN):
+        got.setdefault(row.entity_value, {}).update(row.values)
+    assert got["a"]["n_1h"] == 3 and same(got["a"]["min_lat_1h"], 1.0)
+    for name, value in want.items():
+        assert same(got["a"][name], value), (name, got["a"][name], value)
+    assert got["b"]["n_1h"] == 1  # a new entity in a late pane, written at once
