@@ -7,11 +7,11 @@ mutates its arguments) and reads the feature value (``result``).
 
 A trailing window is kept as a running accumulator that panes join as they enter it and
 leave as they age out (``start``, ``join``, ``leave``, ``value``), so a slide costs the
-panes that move, not a pass over every pane the window holds. Where a function has an
-exact inverse (count, sum, mean, count_distinct, last) leaving undoes joining: sums are
-kept as exact fixed-point integers, so after any joins and leaves a sum reads the
-correctly rounded sum of the panes in the window, and an emptied window reads exactly 0.
-The others (min, max, percentiles) keep the window's partials by pane and merge on read.
+panes that move, not a pass over every pane the window holds. Leaving undoes joining
+exactly: sums are kept as exact fixed-point integers (a sum reads the correctly rounded
+sum of the panes in the window, and an emptied window reads exactly 0), a distinct count
+counts per value the panes that hold it, and min, max and percentiles keep the window's
+values as one sorted array (a percentile is then read off it, no sort per read).
 
 ``output_types`` says which Feast value types the result may be declared as for a given
 column type, so a mismatch fails when the repo is compiled.
@@ -26,8 +26,6 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass
-from functools import reduce
-from itertools import chain
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -57,6 +55,9 @@ class Aggregate:
     """Base class; subclasses fill the hooks for one Feast ``Aggregation.function``."""
 
     function: ClassVar[str]
+    #: Whether a pane's partial grows with its events (a set, the values): worth
+    #: dropping from a stored pane as soon as its own window has left it.
+    sizeable: ClassVar[bool] = False
     #: Column types the function accepts (None: any).
     accepts: ClassVar[frozenset[str] | None] = NUMERIC
 
@@ -80,30 +81,21 @@ class Aggregate:
         """Feast value types this result may be declared as, over a ``column_type`` column."""
         raise NotImplementedError
 
-    # The running window. These defaults keep the window's partials by pane end and
-    # merge them on read; ``join`` and ``leave`` may update ``acc`` in place.
-    #: False where ``leave`` undoes ``join`` exactly, so the window keeps no partials.
-    keeps_panes: ClassVar[bool] = True
-
+    # The running window; ``join`` and ``leave`` may update ``acc`` in place.
     def start(self) -> Any:
         """An empty running window."""
-        return {}
+        raise NotImplementedError
 
     def join(self, acc: Any, pane_end: int, partial: Any) -> Any:
-        old = acc.get(pane_end)
-        acc[pane_end] = partial if old is None else self.merge(old, partial)
-        return acc
+        raise NotImplementedError
 
     def leave(self, acc: Any, pane_end: int, partial: Any) -> Any:
-        acc.pop(pane_end, None)
-        return acc
+        """Undo ``join`` of the same pane's partial."""
+        raise NotImplementedError
 
     def value(self, acc: Any) -> Any:
         """The feature value of the panes in the window."""
-        return self.result(self.merge_all(list(acc.values())))
-
-    def merge_all(self, partials: list[Any]) -> Any:
-        return reduce(self.merge, partials, self.empty())
+        raise NotImplementedError
 
 
 #: Every finite double is a whole multiple of 2**-1074, so a sum of doubles held as an
@@ -124,6 +116,22 @@ def exact_add(acc: ExactSum, x: float, sign: int = 1) -> ExactSum:
     if math.isnan(x):
         return (total, nan + sign, pos, neg)
     return (total, nan, pos + sign, neg) if x > 0 else (total, nan, pos, neg + sign)
+
+
+#: A sorted multiset of doubles: the values of the panes in a window (NaN sorts last).
+EMPTY_VALUES = np.empty(0)
+
+
+def with_values(acc: np.ndarray, values: Any) -> np.ndarray:
+    v = np.sort(np.asarray(values, dtype=float))
+    return np.insert(acc, np.searchsorted(acc, v), v)
+
+
+def without_values(acc: np.ndarray, values: Any) -> np.ndarray:
+    """``acc`` less one occurrence of each of ``values`` (which it holds)."""
+    v = np.sort(np.asarray(values, dtype=float))
+    rank = np.arange(v.size) - np.searchsorted(v, v)  # among equal values
+    return np.delete(acc, np.searchsorted(acc, v) + rank)
 
 
 def exact_value(acc: ExactSum) -> float:
@@ -160,7 +168,6 @@ class Count(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
 
-    keeps_panes = False
 
     def start(self) -> int:
         return 0
@@ -198,7 +205,6 @@ class Sum(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
 
-    keeps_panes = False
 
     def start(self) -> ExactSum:
         return EXACT_ZERO
@@ -238,7 +244,6 @@ class Mean(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES
 
-    keeps_panes = False
 
     def start(self) -> tuple[ExactSum, int]:
         return (EXACT_ZERO, 0)
@@ -277,6 +282,19 @@ class Min(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
 
+    # The window: its panes' minima, sorted.
+    def start(self) -> np.ndarray:
+        return EMPTY_VALUES
+
+    def join(self, acc: np.ndarray, pane_end: int, partial: float) -> np.ndarray:
+        return acc if math.isinf(partial) else with_values(acc, (partial,))
+
+    def leave(self, acc: np.ndarray, pane_end: int, partial: float) -> np.ndarray:
+        return acc if math.isinf(partial) else without_values(acc, (partial,))
+
+    def value(self, acc: np.ndarray) -> float | None:
+        return float(acc[0]) if acc.size else None
+
 
 class Max(Min):
     function = "max"
@@ -288,11 +306,14 @@ class Max(Min):
     def merge(self, a: float, b: float) -> float:
         return max(a, b)
 
+    def value(self, acc: np.ndarray) -> float | None:
+        return float(acc[-1]) if acc.size else None
+
 
 class CountDistinct(Aggregate):
     """Exact distinct count; a pane's partial is its set of distinct values (as text)."""
 
-    function, accepts = "count_distinct", None
+    function, accepts, sizeable = "count_distinct", None, True
 
     def partial_columns(self) -> tuple[PartialColumn, ...]:
         return (PartialColumn("string_set", "ARRAY_AGG(DISTINCT CAST({col} AS STRING))"),)
@@ -312,7 +333,6 @@ class CountDistinct(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
 
-    keeps_panes = False  # the window counts, per value, the panes that hold it
 
     def start(self) -> Counter[str]:
         return Counter()
@@ -367,7 +387,6 @@ class Last(Aggregate):
     # A pane holds only events of its own time span and panes leave oldest first, so
     # when the pane that holds the window's latest value leaves, every pane still in the
     # window is newer and none has a value: the window is empty.
-    keeps_panes = False
 
     def start(self) -> tuple:
         return self.empty()
@@ -386,7 +405,7 @@ class Percentile(Aggregate):
     """Exact percentile (numpy's linear interpolation); a pane keeps its values (a tuple:
     it pickles far faster than a small array, and pane state is pickled often)."""
 
-    function = "pNN"
+    function, sizeable = "pNN", True
 
     def __init__(self, q: float) -> None:
         self.q = q
@@ -407,10 +426,27 @@ class Percentile(Aggregate):
     def result(self, partial: tuple[float, ...]) -> float | None:
         return float(np.percentile(partial, self.q)) if partial else None
 
-    def value(self, acc: dict[int, tuple[float, ...]]) -> float | None:
-        # One array of every pane's values (merging pairwise would copy them per pane).
-        values = np.fromiter(chain.from_iterable(acc.values()), dtype=float)
-        return float(np.percentile(values, self.q)) if values.size else None
+    # The window: its panes' values, sorted.
+    def start(self) -> np.ndarray:
+        return EMPTY_VALUES
+
+    def join(self, acc: np.ndarray, pane_end: int, partial: tuple[float, ...]) -> np.ndarray:
+        return with_values(acc, partial) if partial else acc
+
+    def leave(self, acc: np.ndarray, pane_end: int, partial: tuple[float, ...]) -> np.ndarray:
+        return without_values(acc, partial) if partial else acc
+
+    def value(self, acc: np.ndarray) -> float | None:
+        """numpy's linear interpolation, read off the sorted values."""
+        if not acc.size:
+            return None
+        if math.isnan(acc[-1]):
+            return math.nan
+        at = (acc.size - 1) * (self.q / 100)
+        lo = math.floor(at)
+        t = at - lo
+        a, b = acc[lo], acc[min(lo + 1, acc.size - 1)]
+        return float(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES

@@ -122,9 +122,6 @@ class ShardTiles:
     through: int = -1
     #: the newest pane end seen (ticks included): where a bounded input ends
     latest_pane: int = -1
-    #: stored panes up to this one no longer carry the partials that windows keep
-    #: themselves (``Aggregate.keeps_panes``): every group has taken them
-    trimmed: int = -1
     #: entity -> mask of the groups that partials joined late (``ViewWindows.add``):
     #: evaluated at the next boundary
     late: dict[str, int] = field(default_factory=dict)
@@ -158,7 +155,9 @@ class ViewWindows:
         self._all = (1 << len(self._groups)) - 1
         self._empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in plan.features}
         self._empty_partials = tuple(f.aggregate.empty() for f in plan.features)
-        self._kept = [i for i, a in enumerate(self._aggs) if a.keeps_panes]
+        #: per group, its features whose partials are worth dropping once it has left
+        self._sizeable = [frozenset(i for i in g.features if self._aggs[i].sizeable)
+                          for g in self._groups]
 
     def add(self, shard: ShardTiles, panes: PaneStore, batch: PaneBatch) -> None:
         """Store a batch's panes and schedule, per group, the boundaries where they enter
@@ -216,6 +215,7 @@ class ViewWindows:
         for boundary in sorted(b for b in shard.due if b <= watermark):
             mask = shard.due.pop(boundary)
             moved: dict[str, int] = {}  # entity -> mask of the groups its panes moved in
+            left: list[tuple[int, int]] = []  # (pane, group) pairs that left
             for gi, g in enumerate(self._groups):
                 if mask >> gi & 1:
                     for pane in self._held_in(shard, boundary - g.slide_ms, boundary):
@@ -223,6 +223,7 @@ class ViewWindows:
                             moved[entity] = moved.get(entity, 0) | 1 << gi
                     edge = boundary - g.window_ms
                     for pane in self._held_in(shard, edge - g.slide_ms, edge):
+                        left.append((pane, gi))
                         for entity in self._leave(shard, gi, pane, panes.get(pane)):
                             moved[entity] = moved.get(entity, 0) | 1 << gi
             for entity, late in shard.late.items():
@@ -232,7 +233,7 @@ class ViewWindows:
                 row = self._evaluate(shard, entity, boundary, moved[entity])
                 if row is not None:
                     rows.append(row)
-            self._forget(shard, panes, boundary)
+            self._forget(shard, panes, boundary, left)
         shard.through = max(shard.through, watermark)
         return rows
 
@@ -301,34 +302,28 @@ class ViewWindows:
             return None
         return FeatureRow(self.plan.name, entity, boundary, values)
 
-    def _forget(self, shard: ShardTiles, panes: PaneStore, boundary: int) -> None:
-        """Drop from the store the panes every group's windows have left, and the
-        partials that windows keep themselves (a 5 min p95's values) from the panes
-        every group has taken. Both are prefixes of ``held``: a later pane enters and
-        leaves each window no earlier."""
+    def _forget(self, shard: ShardTiles, panes: PaneStore, boundary: int,
+                left: list[tuple[int, int]]) -> None:
+        """Drop from the store the panes every group's windows have left (a prefix of
+        ``held``: a later pane leaves each window no earlier), and from the panes still
+        held the sizeable partials whose own window just left them (a 5 min p95's values
+        are not kept for the view's 1 h mean)."""
         gone = 0
         while gone < len(shard.held) and all(g.leaves(shard.held[gone]) <= boundary
                                              for g in self._groups):
             panes.remove(shard.held[gone])
             gone += 1
         del shard.held[:gone]
-        if not self._kept:
-            return
-        for pane in self._held_in(shard, shard.trimmed, boundary):
-            if any(g.enters(pane) > boundary for g in self._groups):
-                break
+        for pane, gi in left:
+            sizeable = self._sizeable[gi]
+            if not sizeable or not shard.held or pane < shard.held[0]:
+                continue  # nothing to drop, or the pane is gone (the prefix above)
             batch = panes.get(pane)
             if batch is not None:
-                panes.put(pane, self._trimmed(batch))
-            shard.trimmed = pane
-
-    def _trimmed(self, batch: PaneBatch) -> PaneBatch:
-        partials = [list(p) for p in batch.partials]
-        for p in partials:
-            for i in self._kept:
-                p[i] = self._empty_partials[i]
-        return PaneBatch(batch.view, batch.shard, batch.pane_end, batch.entities,
-                         tuple(tuple(p) for p in partials))
+                partials = tuple(tuple(self._empty_partials[i] if i in sizeable else p
+                                       for i, p in enumerate(ps)) for ps in batch.partials)
+                panes.put(pane, PaneBatch(batch.view, batch.shard, pane, batch.entities,
+                                          partials))
 
     def _merged(self, old: PaneBatch, new: PaneBatch) -> PaneBatch:
         merged = dict(zip(old.entities, old.partials, strict=True))
