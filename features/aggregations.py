@@ -86,10 +86,10 @@ class Aggregate:
         """An empty running window."""
         raise NotImplementedError
 
-    def join(self, acc: Any, pane_end: int, partial: Any) -> Any:
+    def join(self, acc: Any, partial: Any) -> Any:
         raise NotImplementedError
 
-    def leave(self, acc: Any, pane_end: int, partial: Any) -> Any:
+    def leave(self, acc: Any, partial: Any) -> Any:
         """Undo ``join`` of the same pane's partial."""
         raise NotImplementedError
 
@@ -118,6 +118,19 @@ def exact_add(acc: ExactSum, x: float, sign: int = 1) -> ExactSum:
     return (total, nan, pos + sign, neg) if x > 0 else (total, nan, pos, neg + sign)
 
 
+def exact_value(acc: ExactSum) -> float:
+    """The sum as the nearest double (Python rounds an int quotient correctly)."""
+    total, nan, pos, neg = acc
+    if nan or (pos and neg):
+        return math.nan
+    if pos or neg:
+        return math.inf if pos else -math.inf
+    try:
+        return total / _FIXED_ONE
+    except OverflowError:
+        return math.inf if total > 0 else -math.inf
+
+
 #: A sorted multiset of doubles: the values of the panes in a window (NaN sorts last).
 EMPTY_VALUES = np.empty(0)
 
@@ -132,19 +145,6 @@ def without_values(acc: np.ndarray, values: Any) -> np.ndarray:
     v = np.sort(np.asarray(values, dtype=float))
     rank = np.arange(v.size) - np.searchsorted(v, v)  # among equal values
     return np.delete(acc, np.searchsorted(acc, v) + rank)
-
-
-def exact_value(acc: ExactSum) -> float:
-    """The sum as the nearest double (Python rounds an int quotient correctly)."""
-    total, nan, pos, neg = acc
-    if nan or (pos and neg):
-        return math.nan
-    if pos or neg:
-        return math.inf if pos else -math.inf
-    try:
-        return total / _FIXED_ONE
-    except OverflowError:
-        return math.inf if total > 0 else -math.inf
 
 
 class Count(Aggregate):
@@ -168,14 +168,13 @@ class Count(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
 
-
     def start(self) -> int:
         return 0
 
-    def join(self, acc: int, pane_end: int, partial: int) -> int:
+    def join(self, acc: int, partial: int) -> int:
         return acc + partial
 
-    def leave(self, acc: int, pane_end: int, partial: int) -> int:
+    def leave(self, acc: int, partial: int) -> int:
         return acc - partial
 
     def value(self, acc: int) -> int:
@@ -205,14 +204,13 @@ class Sum(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
 
-
     def start(self) -> ExactSum:
         return EXACT_ZERO
 
-    def join(self, acc: ExactSum, pane_end: int, partial: float) -> ExactSum:
+    def join(self, acc: ExactSum, partial: float) -> ExactSum:
         return exact_add(acc, partial)
 
-    def leave(self, acc: ExactSum, pane_end: int, partial: float) -> ExactSum:
+    def leave(self, acc: ExactSum, partial: float) -> ExactSum:
         return exact_add(acc, partial, -1)
 
     def value(self, acc: ExactSum) -> float:
@@ -244,15 +242,14 @@ class Mean(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES
 
-
     def start(self) -> tuple[ExactSum, int]:
         return (EXACT_ZERO, 0)
 
-    def join(self, acc: tuple[ExactSum, int], pane_end: int,
+    def join(self, acc: tuple[ExactSum, int],
              partial: tuple[float, int]) -> tuple[ExactSum, int]:
         return (exact_add(acc[0], partial[0]), acc[1] + partial[1])
 
-    def leave(self, acc: tuple[ExactSum, int], pane_end: int,
+    def leave(self, acc: tuple[ExactSum, int],
               partial: tuple[float, int]) -> tuple[ExactSum, int]:
         return (exact_add(acc[0], partial[0], -1), acc[1] - partial[1])
 
@@ -286,10 +283,10 @@ class Min(Aggregate):
     def start(self) -> np.ndarray:
         return EMPTY_VALUES
 
-    def join(self, acc: np.ndarray, pane_end: int, partial: float) -> np.ndarray:
+    def join(self, acc: np.ndarray, partial: float) -> np.ndarray:
         return acc if math.isinf(partial) else with_values(acc, (partial,))
 
-    def leave(self, acc: np.ndarray, pane_end: int, partial: float) -> np.ndarray:
+    def leave(self, acc: np.ndarray, partial: float) -> np.ndarray:
         return acc if math.isinf(partial) else without_values(acc, (partial,))
 
     def value(self, acc: np.ndarray) -> float | None:
@@ -333,15 +330,14 @@ class CountDistinct(Aggregate):
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
 
-
     def start(self) -> Counter[str]:
         return Counter()
 
-    def join(self, acc: Counter[str], pane_end: int, partial: frozenset[str]) -> Counter[str]:
+    def join(self, acc: Counter[str], partial: frozenset[str]) -> Counter[str]:
         acc.update(partial)
         return acc
 
-    def leave(self, acc: Counter[str], pane_end: int, partial: frozenset[str]) -> Counter[str]:
+    def leave(self, acc: Counter[str], partial: frozenset[str]) -> Counter[str]:
         for v in partial:
             if acc[v] <= 1:
                 del acc[v]
@@ -391,10 +387,10 @@ class Last(Aggregate):
     def start(self) -> tuple:
         return self.empty()
 
-    def join(self, acc: tuple, pane_end: int, partial: tuple) -> tuple:
+    def join(self, acc: tuple, partial: tuple) -> tuple:
         return self.merge(acc, partial)
 
-    def leave(self, acc: tuple, pane_end: int, partial: tuple) -> tuple:
+    def leave(self, acc: tuple, partial: tuple) -> tuple:
         return self.empty() if partial[:2] >= acc[:2] else acc
 
     def value(self, acc: tuple) -> str | None:
@@ -403,7 +399,7 @@ class Last(Aggregate):
 
 class Percentile(Aggregate):
     """Exact percentile (numpy's linear interpolation); a pane keeps its values (a tuple:
-    it pickles far faster than a small array, and pane state is pickled often)."""
+    it pickles far faster than a small array)."""
 
     function, sizeable = "pNN", True
 
@@ -430,10 +426,10 @@ class Percentile(Aggregate):
     def start(self) -> np.ndarray:
         return EMPTY_VALUES
 
-    def join(self, acc: np.ndarray, pane_end: int, partial: tuple[float, ...]) -> np.ndarray:
+    def join(self, acc: np.ndarray, partial: tuple[float, ...]) -> np.ndarray:
         return with_values(acc, partial) if partial else acc
 
-    def leave(self, acc: np.ndarray, pane_end: int, partial: tuple[float, ...]) -> np.ndarray:
+    def leave(self, acc: np.ndarray, partial: tuple[float, ...]) -> np.ndarray:
         return without_values(acc, partial) if partial else acc
 
     def value(self, acc: np.ndarray) -> float | None:

@@ -185,7 +185,7 @@ class ViewWindows:
             if enters > shard.through:
                 shard.due[enters] = shard.due.get(enters, 0) | 1 << gi
                 continue
-            self._join(shard, gi, pane, batch, old)
+            self._join(shard, gi, batch, old)
             after = g.enters(shard.through + 1)
             shard.due[after] = shard.due.get(after, 0) | 1 << gi
             for entity in batch.entities:
@@ -219,12 +219,12 @@ class ViewWindows:
             for gi, g in enumerate(self._groups):
                 if mask >> gi & 1:
                     for pane in self._held_in(shard, boundary - g.slide_ms, boundary):
-                        for entity in self._join(shard, gi, pane, panes.get(pane)):
+                        for entity in self._join(shard, gi, panes.get(pane)):
                             moved[entity] = moved.get(entity, 0) | 1 << gi
                     edge = boundary - g.window_ms
                     for pane in self._held_in(shard, edge - g.slide_ms, edge):
                         left.append((pane, gi))
-                        for entity in self._leave(shard, gi, pane, panes.get(pane)):
+                        for entity in self._leave(shard, gi, panes.get(pane)):
                             moved[entity] = moved.get(entity, 0) | 1 << gi
             for entity, late in shard.late.items():
                 moved[entity] = moved.get(entity, 0) | late
@@ -242,7 +242,7 @@ class ViewWindows:
         """The stored pane ends in ``(lo, hi]``."""
         return shard.held[bisect_right(shard.held, lo):bisect_right(shard.held, hi)]
 
-    def _join(self, shard: ShardTiles, gi: int, pane: int, batch: PaneBatch | None,
+    def _join(self, shard: ShardTiles, gi: int, batch: PaneBatch | None,
               already: PaneBatch | None = None) -> tuple[str, ...]:
         """``batch``'s partials join group ``gi``'s windows (``already``: the pane's
         partials that joined before, when these come late)."""
@@ -258,13 +258,12 @@ class ViewWindows:
                     [0] * len(self._groups))
             accs = tiles.accs[gi]
             for j, i in enumerate(group.features):
-                accs[j] = self._aggs[i].join(accs[j], pane, partials[i])
+                accs[j] = self._aggs[i].join(accs[j], partials[i])
             if entity not in known:
                 tiles.panes_in[gi] += 1
         return batch.entities
 
-    def _leave(self, shard: ShardTiles, gi: int, pane: int,
-               batch: PaneBatch | None) -> tuple[str, ...]:
+    def _leave(self, shard: ShardTiles, gi: int, batch: PaneBatch | None) -> tuple[str, ...]:
         if batch is None:
             return ()
         group = self._groups[gi]
@@ -272,7 +271,7 @@ class ViewWindows:
             tiles = shard.entities[entity]
             accs = tiles.accs[gi]
             for j, i in enumerate(group.features):
-                accs[j] = self._aggs[i].leave(accs[j], pane, partials[i])
+                accs[j] = self._aggs[i].leave(accs[j], partials[i])
             tiles.panes_in[gi] -= 1
         return batch.entities
 

@@ -115,27 +115,27 @@ def test_a_running_window_equals_numpy_over_the_panes_it_holds(function, seed):
                 for p, g in frame.groupby("pane")}
     acc, inside = agg.start(), []
     for pane in range(n_panes):
-        acc = agg.join(acc, pane, partials[pane])
+        acc = agg.join(acc, partials[pane])
         inside.append(pane)
         while len(inside) > rng.integers(1, 8) or (inside and rng.random() < 0.1):
             gone = inside.pop(0)
-            acc = agg.leave(acc, gone, partials[gone])
+            acc = agg.leave(acc, partials[gone])
         got, want = agg.value(acc), _oracle(function, frame[frame.pane.isin(inside)])
         if isinstance(want, float):
             assert got == pytest.approx(want, rel=1e-12), (pane, inside)
         else:
             assert got == want, (pane, inside)
     for gone in inside:
-        acc = agg.leave(acc, gone, partials[gone])
+        acc = agg.leave(acc, partials[gone])
     assert agg.value(acc) == agg.result(agg.empty())  # emptied: exactly 0 or null
 
 
 def test_an_exact_sum_forgets_what_left_it():
     """1e20 joined and left does not swallow 0.1 (a float sum would read 0 or 16384)."""
     agg = make_aggregate("sum")
-    acc = agg.join(agg.join(agg.start(), 1, 1e20), 2, 0.1)
-    assert agg.value(agg.leave(acc, 1, 1e20)) == 0.1
-    assert agg.value(agg.leave(agg.leave(acc, 1, 1e20), 2, 0.1)) == 0.0
-    inf = agg.join(agg.start(), 1, float("inf"))
+    acc = agg.join(agg.join(agg.start(), 1e20), 0.1)
+    assert agg.value(agg.leave(acc, 1e20)) == 0.1
+    assert agg.value(agg.leave(agg.leave(acc, 1e20), 0.1)) == 0.0
+    inf = agg.join(agg.start(), float("inf"))
     assert agg.value(inf) == float("inf")
-    assert agg.value(agg.leave(agg.join(inf, 2, 1.0), 1, float("inf"))) == 1.0
+    assert agg.value(agg.leave(agg.join(inf, 1.0), float("inf"))) == 1.0
