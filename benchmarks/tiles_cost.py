@@ -128,6 +128,10 @@ def run_case(plan: ViewPlan, rate: int, event_s: int, n_steps: int) -> list[dict
     pane_ms, start = plan.pane_ms, 1_795_000_000_000
     step: dict[str, float] = {"add": 0.0, "advance": 0.0, "pickle": 0.0}  # pickle: both kinds
     steps, rows, seq = [], 0, 0
+
+    def stored() -> float:  # CPU spent pickling stored batches (within add, advance)
+        return sum(panes.pickle_s for _, panes in shards)
+
     n_panes = max(1, event_s * 1000 // pane_ms)
     panes_per_step = max(1, n_panes // n_steps)
     for k in range(1, n_panes + 1):
@@ -139,9 +143,6 @@ def run_case(plan: ViewPlan, rate: int, event_s: int, n_steps: int) -> list[dict
             events.append((pane_end - rng.randrange(pane_ms), seq, rng.random() * 1000,
                            rng.randrange(EMPLOYEES)))
         batches = _batches(plan, pane_end, events)
-        def stored() -> float:  # CPU spent pickling stored batches (within add, advance)
-            return sum(panes.pickle_s for _, panes in shards)
-
         t0, s0 = time.process_time(), stored()
         for shard, batch in batches.items():
             windows.add(*shards[shard], batch)

@@ -2,8 +2,8 @@
 
 The JVM computes each (entity, pane) partial with Flink SQL aggregates (``partial_columns``:
 the SQL and the kind of batch slot that carries it to Python); Python turns those
-columns into a partial (``from_columns``), merges partials (``merge``, which never
-mutates its arguments) and reads the feature value (``result``).
+columns into a partial (``from_columns``) and merges partials (``merge``, which never
+mutates its arguments; a pane's partials that come twice are merged).
 
 A trailing window is kept as a running accumulator that panes join as they enter it and
 leave as they age out (``start``, ``join``, ``leave``, ``value``), so a slide costs the
@@ -74,8 +74,6 @@ class Aggregate:
     def merge(self, a: Any, b: Any) -> Any:
         raise NotImplementedError
 
-    def result(self, partial: Any) -> Any:
-        raise NotImplementedError
 
     def output_types(self, column_type: str) -> frozenset[str]:
         """Feast value types this result may be declared as, over a ``column_type`` column."""
@@ -162,8 +160,6 @@ class Count(Aggregate):
     def merge(self, a: int, b: int) -> int:
         return a + b
 
-    def result(self, partial: int) -> int:
-        return partial
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
@@ -198,8 +194,6 @@ class Sum(Aggregate):
     def merge(self, a: float, b: float) -> float:
         return a + b
 
-    def result(self, partial: float) -> float:
-        return partial
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
@@ -236,8 +230,6 @@ class Mean(Aggregate):
     def merge(self, a: tuple[float, int], b: tuple[float, int]) -> tuple[float, int]:
         return (a[0] + b[0], a[1] + b[1])
 
-    def result(self, partial: tuple[float, int]) -> float | None:
-        return partial[0] / partial[1] if partial[1] else None
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES
@@ -273,8 +265,6 @@ class Min(Aggregate):
     def merge(self, a: float, b: float) -> float:
         return min(a, b)
 
-    def result(self, partial: float) -> float | None:
-        return None if math.isinf(partial) else partial
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return REAL_TYPES | INTEGER_TYPES if column_type in INTEGRAL else REAL_TYPES
@@ -324,8 +314,6 @@ class CountDistinct(Aggregate):
     def merge(self, a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
         return a | b
 
-    def result(self, partial: frozenset[str]) -> int:
-        return len(partial)
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return INTEGER_TYPES
@@ -374,8 +362,6 @@ class Last(Aggregate):
     def merge(self, a: tuple, b: tuple) -> tuple:
         return b if b[:2] >= a[:2] else a
 
-    def result(self, partial: tuple) -> str | None:
-        return partial[2]  # as text: the writer converts to the declared type
 
     def output_types(self, column_type: str) -> frozenset[str]:
         return _OWN_TYPE[column_type]
@@ -394,7 +380,7 @@ class Last(Aggregate):
         return self.empty() if partial[:2] >= acc[:2] else acc
 
     def value(self, acc: tuple) -> str | None:
-        return acc[2]
+        return acc[2]  # as text: the writer converts to the declared type
 
 
 class Percentile(Aggregate):
@@ -419,8 +405,6 @@ class Percentile(Aggregate):
     def merge(self, a: tuple[float, ...], b: tuple[float, ...]) -> tuple[float, ...]:
         return a + b
 
-    def result(self, partial: tuple[float, ...]) -> float | None:
-        return float(np.percentile(partial, self.q)) if partial else None
 
     # The window: its panes' values, sorted.
     def start(self) -> np.ndarray:

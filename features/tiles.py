@@ -153,7 +153,7 @@ class ViewWindows:
             by_shape.setdefault((f.window_ms, f.slide_ms), []).append(i)
         self._groups = [_Group(w, s, tuple(ix)) for (w, s), ix in sorted(by_shape.items())]
         self._all = (1 << len(self._groups)) - 1
-        self._empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in plan.features}
+        self._empty = {f.name: f.aggregate.value(f.aggregate.start()) for f in plan.features}
         self._empty_partials = tuple(f.aggregate.empty() for f in plan.features)
         #: per group, its features whose partials are worth dropping once it has left
         self._sizeable = [frozenset(i for i in g.features if self._aggs[i].sizeable)

@@ -1,7 +1,8 @@
 """Each pane partial, split over random panes and merged in random order, equals numpy.
 
 The partial columns are computed here the way the JVM's SQL does (``partial_columns``),
-from raw values; ``from_columns``, ``merge`` and ``result`` are what runs in the job.
+from raw values; ``from_columns``, ``merge`` and the running window (``start``, ``join``,
+``leave``, ``value``) are what runs in the job.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def _merged(agg: Aggregate, function: str, values: list, rng: np.random.Generato
         before = panes[i]
         acc = agg.merge(acc, panes[i])
         assert panes[i] is before  # merge never mutates its arguments
-    return agg.result(acc), frame
+    return agg.value(agg.join(agg.start(), acc)), frame
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -72,8 +73,8 @@ def test_an_empty_window_reads_zero_or_null(function):
 
     agg = make_aggregate(function)
     nulls = pd.DataFrame({"v": [None], "event_time": [1], "seq": [0]})
-    empty = agg.result(agg.merge(agg.empty(),
-                                 agg.from_columns(jvm_partial_columns(function, nulls, "v"))))
+    empty = agg.value(agg.join(agg.start(), agg.merge(
+        agg.empty(), agg.from_columns(jvm_partial_columns(function, nulls, "v")))))
     assert empty == (0 if function in ("count", "sum", "count_distinct") else None)
 
 
@@ -127,7 +128,7 @@ def test_a_running_window_equals_numpy_over_the_panes_it_holds(function, seed):
             assert got == want, (pane, inside)
     for gone in inside:
         acc = agg.leave(acc, partials[gone])
-    assert agg.value(acc) == agg.result(agg.empty())  # emptied: exactly 0 or null
+    assert agg.value(acc) == agg.value(agg.start())  # emptied: exactly 0 or null
 
 
 def test_an_exact_sum_forgets_what_left_it():

@@ -234,7 +234,7 @@ def test_work_follows_panes_not_boundaries():
     assert [r.ts_ms // MIN for r in rows] == [1, 5, 6, 60, 65, 1500]
     assert all(r.values.keys() == {f.name for f in PLAN.features} for r in rows)  # whole rows
     assert rows[0].values["p95_lat_5m"] == 1.0 and rows[1].values["n_1h"] == 1
-    empty = {f.name: f.aggregate.result(f.aggregate.empty()) for f in PLAN.features}
+    empty = {f.name: f.aggregate.value(f.aggregate.start()) for f in PLAN.features}
     assert rows[-1].values == empty  # decayed to 0 and null, then forgotten
     tiles, panes = state
     assert not tiles.entities and not tiles.due and not tiles.held and not panes  # nothing kept
