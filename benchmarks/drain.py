@@ -13,7 +13,7 @@ so the job first drains a warm-up share of the events, then the rest is written 
 topic at full speed (by a separate process) and only that second drain is measured: CPU
 seconds of the JVM and its Python workers from the first write to the moment every
 feature is in Redis. The peer measures itself from its first batch. The broker's CPU is
-reported separately: the job's validated topic is a second trip through it.
+reported separately.
 
 Writes benchmarks/results/drain.{json,md}.
 """

@@ -29,8 +29,9 @@ from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
 
 BENCH_DB = 9
-#: The windows' Kafka source: what it has read is what the features have taken in.
-VALIDATED_SOURCE = "Source__validated_in"
+#: Where the decoded records get their event time on their way to the windows
+#: (streams/job.py): what it has handed on is what the features have taken in.
+WATERMARK_ASSIGNER = "WatermarkAssigner"
 
 
 def isolated_settings(work: Path, repo: Path, **job: object) -> Settings:
@@ -129,12 +130,12 @@ class MeasuredJob(JobHandle):
         return int(sum(self.read_metrics(self._found[key])))
 
     def processed(self) -> int:
-        """Events the windows have read off the validated topic (-1 before they run)."""
-        return self.counter(VALIDATED_SOURCE, "numRecordsOut")
+        """Events decoded and handed to the windows (-1 before they run)."""
+        return self.counter(WATERMARK_ASSIGNER, "numRecordsOut")
 
 
 WATERMARK_STAGES = (  # (label, operator, metric name), in pipeline order
-    ("validated source out", VALIDATED_SOURCE, "currentOutputWatermark"),
+    ("event time assigned", WATERMARK_ASSIGNER, "currentOutputWatermark"),
     ("pane records in", "pane-records", "currentInputWatermark"),
     ("feature tiles in", "feature-tiles", "currentInputWatermark"),
 )

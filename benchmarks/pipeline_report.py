@@ -280,7 +280,7 @@ METHOD = [
     "- Every run uses fresh topics (4 input partitions), Redis db 9 (flushed) and a private copy "
     "of `feature_repo/` (its own Feast registry). Job: `streams.runner.JobHandle` semantics, "
     "branches features + drift, plus a REST port and 1 s metric refresh so `numRecordsOut` of "
-    "the windows' source (the validated topic) gives the processed count (Tansu's high "
+    "the decoded records handed to the windows gives the processed count (Tansu's high "
     "watermark is unusable for lag).",
     "- CPU: user + system seconds from /proc (psutil) of the Flink JVM and its Python worker "
     "processes (process mode, one per Python operator). Baselines = their process. The "

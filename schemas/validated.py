@@ -1,17 +1,15 @@
 """The validated stream: what ingestion hands to the feature and drift windows.
 
-Every accepted input record is written once to ``<input>.validated`` (``topics.validated``),
-on the partition number it was read from, with its Kafka record timestamp set to the
-payload's ``event_time``. The windows read that topic, so their per-partition watermarks
-follow event time whatever timestamp the original producer set (docs/semantics.md).
+Every accepted input record leaves the decode step once, as these columns, and the windows
+read them on its ``event_time`` (docs/semantics.md).
 
 Its columns are the ``ChatbotInteraction`` contract without ``query_text`` (free text
 that may hold PII has no use downstream, so it never leaves ingestion, even redacted),
 plus what ingestion adds: ``pii_redactions`` and where the record came from.
 
 A float array (the embedding) travels packed: its little-endian float32 bytes as one
-base64 string. As a JSON number per element, every record's embedding was parsed, boxed
-and copied float by float in the JVM: packing took a third off the drain's CPU
+base64 string. As an array of numbers, every record's embedding was boxed and copied
+float by float in the JVM: packing took a third off the drain's CPU
 (benchmarks/READING.md).
 (A string, not Flink's BYTES: the planner cannot compile an ``ARRAY<BYTES>``, which the
 drift slices would gather.)
@@ -58,7 +56,7 @@ def column_types() -> Mapping[str, str]:
     return MappingProxyType({**types, **ADDED})
 
 
-#: How a ``float_array`` column is packed on the validated topic.
+#: How a ``float_array`` column is packed.
 PACKED_FLOAT = np.dtype("<f4")
 
 
@@ -68,7 +66,7 @@ def packed_columns() -> frozenset[str]:
 
 
 def pack_floats(values: Sequence[float] | None) -> str | None:
-    """A float array as the validated topic carries it (None stays None)."""
+    """A float array as the validated stream carries it (None stays None)."""
     if values is None:
         return None
     return base64.b64encode(np.asarray(values, dtype=PACKED_FLOAT).tobytes()).decode("ascii")

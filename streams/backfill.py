@@ -4,12 +4,11 @@ The same Flink job (streams/job.py), the same decode, windows and tiles, on boun
 
 1. the raw records: a JSONL or Parquet file, produced in event-time order to a topic of
    the backfill's own, or the input topic as it stands;
-2. the ingest stage, bounded at the raw topic's end, into the backfill's validated topic
-   (and its own dead-letter topic: the live one never sees a backfill's rejects);
-3. the windows stage, bounded at that topic's end, with no online writes: the end of
-   input flushes every window, and rows at boundaries in ``[start, end]`` go to the log,
-   staged under ``offline-log/backfill-<time>-<id>/``, which compaction lets replace
-   what earlier runs logged for the same instants (streams/offline.py).
+2. the job, bounded at that topic's end, with its own dead-letter topic (the live one
+   never sees a backfill's rejects) and no online writes: the end of input flushes every
+   window, and rows at boundaries in ``[start, end]`` go to the log, staged under
+   ``offline-log/backfill-<time>-<id>/``, which compaction lets replace what earlier
+   runs logged for the same instants (streams/offline.py).
 
 Records from ``max window`` before ``start`` are read too, so the first boundaries' windows
 are whole. A feature added to the repo today thus gets the rows the streaming job would
@@ -36,9 +35,9 @@ from schemas.validation import parse_event_time
 from streams import checkpoints, stack
 from streams.offline import BACKFILL_PREFIX, compact_log
 from streams.producer import produce_raw
-from streams.routing import end_offsets
 from streams.runner import JobHandle, describe
 from streams.settings import Settings
+from streams.topic_tail import end_offsets
 
 if TYPE_CHECKING:
     from streams.job import Bounded
@@ -102,22 +101,20 @@ def produce_file(settings: Settings, path: Path, after_ms: int, until_ms: int) -
     return produce_raw(settings, ((key, value) for key, value, _ in chosen))
 
 
-def _run_stage(settings: Settings, stage: str, bounded: Bounded,
-               say: Callable[[str], None]) -> None:
+def _run(settings: Settings, bounded: Bounded, say: Callable[[str], None]) -> None:
     from streams.job import build_pipeline
 
     job = JobHandle(settings, BRANCHES, resume=False,
-                    pipeline=partial(build_pipeline, stages=[stage], bounded=bounded))
+                    pipeline=partial(build_pipeline, bounded=bounded))
     # A local run's mini-cluster shuts down with its job: wait on the result, not the status.
     result = job.client.get_job_execution_result()
     try:
         while not result.done():
             time.sleep(2)
-            if stage == "windows":
-                say(f"{stage}: {describe(job.progress(), job.stats())}")
+            say(describe(job.progress(), job.stats()))
         result.result()
     except Exception as exc:  # noqa: BLE001 - Flink's failure, as one line
-        raise DriftlineError(f"the backfill's {stage} stage failed: {exc}"[:2000]) from exc
+        raise DriftlineError(f"the backfill's job failed: {exc}"[:2000]) from exc
     finally:
         if not result.done():
             job.cancel()
@@ -137,7 +134,7 @@ def backfill(settings: Settings, events: Path | None, start_ms: int, end_ms: int
     own = f"{settings.topics.input}.{run}"
     topics = settings.topics.model_copy(update={
         "input": settings.topics.input if events is None else own,
-        "validated": f"{own}.validated", "dead_letter": f"{own}.dlq"})
+        "dead_letter": f"{own}.dlq"})
     job = settings.job.model_copy(update={"consumer_group": run, "write_online": False,
                                           "rest_port": 0, "metrics_port": 0})
     run_settings = settings.model_copy(update={"topics": topics, "job": job})
@@ -151,18 +148,14 @@ def backfill(settings: Settings, events: Path | None, start_ms: int, end_ms: int
                 f"for whole windows) produced to {topics.input}")
         ends = {topics.input: end_offsets(servers, topics.input)}
         records = sum(ends[topics.input].values())
-        say(f"ingest: {records:,} raw records")
-        bounded = Bounded(ends, start_ms, end_ms, warmup)
-        _run_stage(run_settings, "ingest", bounded, say)
-        ends[topics.validated_topic] = end_offsets(servers, topics.validated_topic)
+        say(f"{records:,} raw records")
+        _run(run_settings, Bounded(ends, start_ms, end_ms, warmup), say)
         dead = sum(end_offsets(servers, topics.dead_letter).values())
-        say(f"windows: {sum(ends[topics.validated_topic].values()):,} valid records in range; "
-            f"{dead:,} dead letters on {topics.dead_letter}")
-        _run_stage(run_settings, "windows", Bounded(ends, start_ms, end_ms, warmup), say)
+        say(f"{dead:,} dead letters on {topics.dead_letter}")
     finally:
         shutil.rmtree(checkpoints.folder(run_settings, BRANCHES), ignore_errors=True)
-        stack.delete_topics(run_settings, [t for t in (own, topics.validated_topic)
-                                           if t != settings.topics.input])
+        if events is not None:
+            stack.delete_topics(run_settings, [own])
     rows = sum(read_staged(p, run_settings.offline_staging_dir).num_rows
                for p in load_view_plans(settings.feature_repo))
     days = compact_log(settings)

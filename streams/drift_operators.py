@@ -26,9 +26,9 @@ from drift.slices import DriftSlice
 from schemas.errors import DriftlineError
 from streams.batches import ALL_TENANTS
 from streams.retry import redis_client, until_done
-from streams.routing import recent_keys
 from streams.settings import Settings
 from streams.stats import add_stats, stats_key
+from streams.topic_tail import recent_keys
 
 log = logging.getLogger("driftline.drift")
 #: Output rows: Kafka key and value of one alert.

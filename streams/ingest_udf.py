@@ -2,12 +2,10 @@
 
 Flink hands over the raw Kafka columns of a batch of records (Arrow); the UDF returns,
 per record, a status and either the validated columns (schemas/validated.py) or the
-dead letter (schemas/dead_letter.py). Everything after it (routing to the validated
-and dead-letter topics, windows, aggregates) runs in the JVM. What each record means is
-decided by ``schemas/``; this module only lays results out as columns.
-
-Status ``skipped``: the record was already handed on before a restore (the validated
-topic's tail says so, see streams/routing.py) and must not be written twice.
+dead letter (schemas/dead_letter.py), and the event-time watermark of its source subtask
+as of that record (streams/event_time.py). Everything after it (the dead-letter sink,
+windows, aggregates) runs in the JVM. What each record means is decided by ``schemas/``;
+this module only lays results out as columns.
 """
 
 from __future__ import annotations
@@ -20,11 +18,12 @@ from pyflink.table import DataTypes
 from pyflink.table.udf import FunctionContext, ScalarFunction
 
 from schemas.validated import column_types, pack_floats, packed_columns
+from streams.event_time import PartitionClocks
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import add_stats, stats_key
 
-VALID, REJECTED, SKIPPED = "valid", "rejected", "skipped"
+VALID, REJECTED = "valid", "rejected"
 
 #: Flink SQL types of the validated columns (schemas.validated.column_types()); float
 #: arrays are packed (schemas.validated.pack_floats).
@@ -34,7 +33,7 @@ _DATA_TYPES = {"string": DataTypes.STRING(), "long": DataTypes.BIGINT(),
                "int": DataTypes.INT(), "double": DataTypes.DOUBLE(),
                "boolean": DataTypes.BOOLEAN(), "float_array": DataTypes.STRING()}
 #: Columns of the UDF's result beside the validated ones.
-_EXTRA = {"status": DataTypes.STRING(), "route": DataTypes.BYTES(),
+_EXTRA = {"status": DataTypes.STRING(), "watermark_ms": DataTypes.BIGINT(),
           "dl_kind": DataTypes.STRING(), "dl_key": DataTypes.BYTES(),
           "dl_value": DataTypes.BYTES(),
           "dl_headers": DataTypes.MAP(DataTypes.STRING(), DataTypes.BYTES())}
@@ -55,17 +54,16 @@ class DecodeInteractions(ScalarFunction):
 
     def open(self, function_context: FunctionContext) -> None:
         from streams.ingest import build_decoder
-        from streams.routing import partition_tokens, resume_offsets
 
         self.decoder, self.deduplicator = build_decoder(self.settings)
-        self.tokens = partition_tokens(self.partitions)
-        self.resume = resume_offsets(self.settings.bootstrap_servers,
-                                     self.settings.topics.validated_topic, self.partitions)
+        job = self.settings.job
+        self.clocks = PartitionClocks(self.settings.topics.input, self.partitions,
+                                      job.parallelism, job.max_out_of_orderness_ms,
+                                      job.idle_source_timeout_ms)
         self.columns = list(column_types())
         self.packed = packed_columns()
         self.metrics = function_context.get_metric_group()
         self.accepted = self.metrics.counter("records_accepted")
-        self.skipped = self.metrics.counter("records_skipped_after_restore")
         self.rejected: dict[str, Any] = {}
         self.redis = redis_client(self.settings.redis_url)
         self.stats_key = stats_key(self.settings)
@@ -77,23 +75,15 @@ class DecodeInteractions(ScalarFunction):
 
         now = int(time.time() * 1000)
         out: dict[str, list[Any]] = {name: [] for name in (*_EXTRA, *self.columns)}
-        status, route = out["status"], out["route"]
+        status, watermark = out["status"], out["watermark_ms"]
         dl = [out["dl_kind"], out["dl_key"], out["dl_value"], out["dl_headers"]]
         validated = [out[c] for c in self.columns]
-        no_dead_letter = [None] * 4
-        no_record = [None] * len(self.columns)
         decode, check = self.decoder.decode, self.deduplicator.check
+        observe, current = self.clocks.observe, self.clocks.current
         topic, cap = self.settings.topics.input, self.settings.ingest.max_dead_letter_bytes
-        resume, tokens = self.resume, self.tokens
         kinds: dict[str, int] = {}
         for key, raw, partition, offset in zip(keys, values, partitions, offsets, strict=True):
             partition, offset = int(partition), int(offset)
-            if offset <= resume.get(partition, -1):
-                status.append(SKIPPED)
-                route.append(None)
-                for col, v in zip(dl + validated, no_dead_letter + no_record, strict=True):
-                    col.append(v)
-                continue
             try:
                 record = decode(raw, key, now)
                 check(record["interaction_id"], record["event_time"])
@@ -103,7 +93,7 @@ class DecodeInteractions(ScalarFunction):
                     offset=offset, key=key, value=raw, now_ms=now, max_value_bytes=cap)
                 kinds[exc.kind] = kinds.get(exc.kind, 0) + 1
                 status.append(REJECTED)
-                route.append(None)
+                watermark.append(current(now))
                 for col, v in zip(dl, (exc.kind, dl_key, dl_value, dict(headers)), strict=True):
                     col.append(v)
                 for col in validated:
@@ -111,20 +101,18 @@ class DecodeInteractions(ScalarFunction):
                 continue
             record["source_partition"], record["source_offset"] = partition, offset
             status.append(VALID)
-            route.append(tokens[partition])
+            watermark.append(observe(partition, record["event_time"], now))
             for col in dl:
                 col.append(None)
             for col, name in zip(validated, self.columns, strict=True):
                 col.append(record.get(name))
-        self._count(len(keys) - sum(kinds.values()) - status.count(SKIPPED), kinds,
-                    status.count(SKIPPED))
+        self._count(len(keys) - sum(kinds.values()), kinds)
         for name in self.packed:
             out[name] = [pack_floats(v) for v in out[name]]
         return pd.DataFrame(out)
 
-    def _count(self, accepted: int, kinds: dict[str, int], skipped: int) -> None:
+    def _count(self, accepted: int, kinds: dict[str, int]) -> None:
         self.accepted.inc(accepted)
-        self.skipped.inc(skipped)
         for kind, n in kinds.items():
             counter = self.rejected.get(kind)
             if counter is None:

@@ -1,33 +1,31 @@
 """The driftline Flink job: per-event work in the JVM, Python once per record and once per pane.
 
 ```
-hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record)
+hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record),
+   |                        with its subtask's per-partition watermark (event time)
    +--> rejected --> hr.chatbot.interactions.dlq                       (JVM Kafka sink)
-   +--> accepted --> <input>.validated: same partition, timestamp = event_time  (JVM sink)
-
-<input>.validated --> per-partition watermarks on event time (in the Kafka source)
-   +--> late (behind the watermark) --> counted per second
-   +--> features: per view, pane partials per entity, gathered per shard (Flink SQL)
-   |      --> FeatureTiles (Python, per shard and pane) --> Redis, Feast's format
-   |                          +--> every row --> offline log, staged by view and day
-   |                                             (JVM file sink, committed at checkpoints)
-   +--> drift: per tenant, each slice's values (Flink SQL)
-          --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
+   +--> accepted, on event time (watermark: the largest the decode step gave)
+          +--> late (behind the watermark) --> counted per second
+          +--> features: per view, pane partials per entity, gathered per shard (Flink SQL)
+          |      --> FeatureTiles (Python, per shard and pane) --> Redis, Feast's format
+          |                          +--> every row --> offline log, staged by view and day
+          |                                             (JVM file sink, committed at checkpoints)
+          +--> drift: per tenant, each slice's values (Flink SQL)
+                 --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
 ```
 
 The windows' rows (late counts, panes, slices) are one table, split by kind in the JVM
 (:func:`_route_batches`), so each Python branch gets only its own rows and builds its
 typed records in its first Python step.
 
-Why the validated topic: the windows need watermarks built per input partition from the
-payload's ``event_time``, which only a Kafka source can make, from the record timestamp;
-producers leave that at send time. Re-stamping accepted records into a topic of their own,
-partition for partition, gives the windows exactly that (docs/semantics.md). It also holds
-each accepted record once, so a restore needs no dedup state (streams/routing.py).
+Event time is the payload's ``event_time``: producers leave the record timestamp at send
+time, so the Kafka source cannot make the watermarks. The decode step keeps them per
+input partition, as the source would (streams/event_time.py, docs/semantics.md).
+Checkpoints are aligned (exactly once inside the job): the windows' state and the
+source's offsets are taken at the same cut, so a restore replays each record once.
 
-The two halves (``STAGES``) are one job when streaming. A backfill (streams/backfill.py)
-runs them one after the other on bounded input (:class:`Bounded`), so its rows come from
-exactly this code.
+A backfill (streams/backfill.py) runs this same job on bounded input (:class:`Bounded`),
+so its rows come from exactly this code.
 """
 
 from __future__ import annotations
@@ -45,19 +43,17 @@ from pyflink.table.udf import udf
 from features.feast_repo import project_name
 from features.offline_log import PARTITION_COLUMNS, ROW_COLUMNS, STAGED_COLUMNS
 from features.plans import load_view_plans
-from features.sql import BATCH_COLUMNS, batch_sql, interval, panes_sql
+from features.sql import BATCH_COLUMNS, batch_sql, panes_sql
 from schemas.validated import column_types
 from streams import assets, checkpoints, stack
 from streams.batches import DRIFT, LATE, PANE, TICK, RecordBuilder, drift_sql, late_sql
 from streams.drift_operators import ALERT_ROW, DriftMonitor
 from streams.feature_operators import LOG_ROW, FeatureTiles, shard_key
-from streams.ingest_udf import REJECTED, SQL_TYPES, VALID, DecodeInteractions, result_type
+from streams.ingest_udf import REJECTED, VALID, DecodeInteractions, result_type
 from streams.settings import Settings
 from streams.stats import LateCounter
 
 BRANCHES = ("features", "drift")
-#: The two halves of the job: raw records -> validated topic, validated topic -> outputs.
-STAGES = ("ingest", "windows")
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def create_environment(settings: Settings, extra_config: Mapping[str, str] | Non
     env.add_jars(*[p.resolve().as_uri() for p in jars])
     env.set_parallelism(job.parallelism)
     env.set_python_executable(sys.executable)
-    env.enable_checkpointing(job.checkpoint_interval_ms, CheckpointingMode.AT_LEAST_ONCE)
+    env.enable_checkpointing(job.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     return env
 
 
@@ -172,55 +168,51 @@ def decoded_view(t_env: StreamTableEnvironment, settings: Settings, partitions: 
         "SELECT decode_interaction(k, v, `partition`, `offset`) AS r FROM interactions_raw"))
 
 
-def _ingest(t_env: StreamTableEnvironment, settings: Settings, partitions: int,
-            statements, bounded: Bounded | None) -> None:
-    """Raw topic -> decode UDF -> validated and dead-letter topics."""
+def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: int,
+               statements, bounded: Bounded | None) -> None:
+    """Raw topic -> decode UDF -> dead letters (a Kafka sink), and the view
+    ``validated_in``: the accepted records, on event time.
+
+    The decoded rows go to a DataStream and back, once, so that the dead letters and the
+    windows share one decode, and so that the table coming back can carry a watermark: the
+    largest of the decode step's per-record watermarks, which follow each input partition
+    (streams/event_time.py). A rejected record has no event time; it is given 0, which
+    moves no watermark, and never reaches a window.
+    """
     topics = settings.topics
+    if settings.job.idle_source_timeout_ms:  # a subtask whose partitions are all silent
+        t_env.get_config().set("table.exec.source.idle-timeout",
+                               f"{settings.job.idle_source_timeout_ms} ms")
     decoded_view(t_env, settings, partitions, bounded)
-    columns = column_types()
-    ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in columns.items())
-    sink = {"key.format": "raw", "key.fields": "route", "value.format": "json",
-            "value.fields-include": "EXCEPT_KEY", "sink.delivery-guarantee": "at-least-once",
-            "properties.linger.ms": "5", "properties.batch.size": "262144"}
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE validated_out (
-            route BYTES, {ddl}, ts TIMESTAMP_LTZ(3) METADATA FROM 'timestamp'
-        ) WITH ({_kafka(settings, topics.validated_topic, **sink)})""")
+    columns = ", ".join(f"r.`{c}` AS `{c}`" for c in column_types())
+    rows = t_env.sql_query(f"""
+        SELECT r.status AS status, r.dl_key AS dl_key, r.dl_value AS dl_value,
+            r.dl_headers AS dl_headers, {columns},
+            TO_TIMESTAMP_LTZ(COALESCE(r.event_time, 0), 3) AS rt,
+            TO_TIMESTAMP_LTZ(r.watermark_ms, 3) AS wm
+        FROM decoded""")
+    schema = Schema.new_builder().column_by_expression("pt", "PROCTIME()") \
+        .watermark("rt", "wm").build()
+    t_env.create_temporary_view("checked", t_env.from_data_stream(
+        t_env.to_data_stream(rows), schema))
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE dead_letters (
             k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
         ) WITH ({_kafka(settings, topics.dead_letter, **{
             "key.format": "raw", "key.fields": "k", "value.format": "raw",
             "value.fields-include": "EXCEPT_KEY", "sink.delivery-guarantee": "at-least-once"})})""")
-    selected = ", ".join(f"r.`{c}`" for c in columns)
+    statements.add_insert_sql(f"""INSERT INTO dead_letters SELECT dl_key, dl_value,
+        dl_headers FROM checked WHERE status = '{REJECTED}'""")
     in_range = "" if bounded is None else (
-        f" AND r.event_time > {bounded.start_ms - bounded.warmup_ms}"
-        f" AND r.event_time <= {bounded.end_ms}")
-    statements.add_insert_sql(f"""INSERT INTO validated_out SELECT r.route, {selected},
-        TO_TIMESTAMP_LTZ(r.event_time, 3) FROM decoded WHERE r.status = '{VALID}'{in_range}""")
-    statements.add_insert_sql(f"""INSERT INTO dead_letters SELECT r.dl_key, r.dl_value,
-        r.dl_headers FROM decoded WHERE r.status = '{REJECTED}'""")
+        f" AND event_time > {bounded.start_ms - bounded.warmup_ms}"
+        f" AND event_time <= {bounded.end_ms}")
+    t_env.create_temporary_view("validated_in", t_env.sql_query(
+        f"SELECT * FROM checked WHERE status = '{VALID}'{in_range}"))
 
 
-def _windows_source(t_env: StreamTableEnvironment, settings: Settings,
-                    bounded: Bounded | None) -> None:
-    """The validated topic with per-partition event-time watermarks; ``events`` on time,
-    ``late_events`` behind the watermark."""
-    job = settings.job
-    topic = settings.topics.validated_topic
-    if job.idle_source_timeout_ms:
-        t_env.get_config().set("table.exec.source.idle-timeout",
-                               f"{job.idle_source_timeout_ms} ms")
-    ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in column_types().items())
-    t_env.execute_sql(f"""
-        CREATE TEMPORARY TABLE validated_in (
-            {ddl},
-            rt TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
-            pt AS PROCTIME(),
-            WATERMARK FOR rt AS rt - {interval(job.max_out_of_orderness_ms)}
-        ) WITH ({_kafka(settings, topic,
-                        **_scan(settings, f"{job.consumer_group}-windows", topic, bounded),
-                        **{"value.format": "json"})})""")
+def _windows_source(t_env: StreamTableEnvironment) -> None:
+    """``events`` on time, ``late_events`` behind the watermark (as read right after
+    the decode step, before any window)."""
     t_env.create_temporary_view("events", t_env.sql_query(
         "SELECT * FROM validated_in WHERE CURRENT_WATERMARK(rt) IS NULL "
         "OR rt > CURRENT_WATERMARK(rt)"))
@@ -229,10 +221,9 @@ def _windows_source(t_env: StreamTableEnvironment, settings: Settings,
 
 
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
-                   branches: Iterable[str] = BRANCHES, stages: Iterable[str] = STAGES,
-                   bounded: Bounded | None = None) -> None:
-    """The job: both stages, or one (a backfill runs them one after the other)."""
-    branches, stages = set(branches), set(stages)
+                   branches: Iterable[str] = BRANCHES, bounded: Bounded | None = None) -> None:
+    """The job, on the input topic as it streams, or ``bounded`` (a backfill)."""
+    branches = set(branches)
     # Workers may not share our working directory (a cluster's TaskManagers).
     settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve(),
                                            "feature_repo": settings.feature_repo.resolve()})
@@ -240,17 +231,15 @@ def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")  # windows align to UTC
     statements = t_env.create_statement_set()
-    if "ingest" in stages:
-        _ingest(t_env, settings, partitions, statements, bounded)
-    if "windows" in stages:
-        _windows(t_env, settings, branches, statements, bounded)
+    _validated(t_env, settings, partitions, statements, bounded)
+    _windows(t_env, settings, branches, statements, bounded)
     statements.attach_as_datastream()
 
 
 def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[str],
              statements, bounded: Bounded | None) -> None:
-    """Validated topic -> late counts, features (Redis, offline log), drift alerts."""
-    _windows_source(t_env, settings, bounded)
+    """Accepted records -> late counts, features (Redis, offline log), drift alerts."""
+    _windows_source(t_env)
 
     from drift.monitor import default_monitor
 

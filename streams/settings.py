@@ -24,14 +24,7 @@ class Topics(BaseModel):
     input: str = "hr.chatbot.interactions"
     dead_letter: str = "hr.chatbot.interactions.dlq"
     alerts: str = "hr.drift.alerts"
-    #: The decoded, redacted stream re-stamped with event time (schemas/validated.py);
-    #: empty means ``<input>.validated``. Created with the input's partition count.
-    validated: str = ""
     input_partitions: int = Field(4, ge=1)
-
-    @property
-    def validated_topic(self) -> str:
-        return self.validated or f"{self.input}.validated"
 
 
 class JobSettings(BaseModel):

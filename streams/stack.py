@@ -23,7 +23,7 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from schemas.errors import ConfigError, ServiceUnavailable
+from schemas.errors import ServiceUnavailable
 from streams import assets
 from streams.settings import Settings
 
@@ -126,26 +126,15 @@ def ensure_redis(settings: Settings) -> str:
 
 
 def ensure_topics(settings: Settings) -> dict[str, int]:
-    """Create our topics explicitly (Tansu does not auto-create); return partition counts.
-
-    The validated topic gets the input's partition count, whatever that is: partition
-    ``i`` of one feeds partition ``i`` of the other (streams/routing.py).
-    """
+    """Create our topics explicitly (Tansu does not auto-create); return partition counts."""
     t = settings.topics
     admin = _admin(settings)
     existing = admin.list_topics(timeout=5).topics
     _create(admin, {t.input: t.input_partitions} if t.input not in existing else {})
-    existing = admin.list_topics(timeout=5).topics
-    partitions = len(existing[t.input].partitions)
-    wanted = {t.validated_topic: partitions, t.dead_letter: 1, t.alerts: 1}
+    wanted = {t.dead_letter: 1, t.alerts: 1}
     _create(admin, {n: p for n, p in wanted.items() if n not in existing})
     topics = admin.list_topics(timeout=5).topics
-    counts = {name: len(topics[name].partitions) for name in (t.input, *wanted) if name in topics}
-    if counts.get(t.validated_topic) != partitions:
-        raise ConfigError("topics.validated", f"{t.validated_topic} has "
-                          f"{counts.get(t.validated_topic)} partitions but {t.input} has "
-                          f"{partitions}; they must match (delete it, or add partitions)")
-    return counts
+    return {name: len(topics[name].partitions) for name in (t.input, *wanted) if name in topics}
 
 
 def _create(admin: AdminClient, wanted: dict[str, int]) -> None:

@@ -3,13 +3,12 @@
 A plain producer (confluent-kafka with default record timestamps, i.e. send time) replays
 hours of past events in a few seconds, as a backfill or an HR system's batch export would.
 Features must equal the brute-force oracle exactly as for live traffic, nothing may be
-counted late, at parallelism 1 and 2. The validated topic in between must hold each
-accepted record once, on its source partition, stamped with its event time, without text.
+counted late, at parallelism 1 and 2: the decode step's watermarks must follow each
+input partition (a subtask reads several, interleaved) and own exactly the partitions
+Flink's Kafka source assigned it (else event time would stall).
 """
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 import pytest
@@ -17,7 +16,7 @@ from confluent_kafka import Producer
 
 from streams.ingest import interaction_serializer
 from streams.producer import simulated_events
-from tests.integration.conftest import read_topic, wait_for, wait_until_stable
+from tests.integration.conftest import wait_for, wait_until_stable
 from tests.oracle import compare_online
 
 pytestmark = pytest.mark.integration
@@ -64,10 +63,3 @@ def test_a_plain_producer_backfill_matches_the_oracle(isolated_settings, running
     assert not wrong, f"{len(wrong)} of {compared} values differ, e.g. {wrong[:5]}"
     assert compared > 2_000
     assert "late_records" not in job.stats()
-
-    validated = read_topic(settings, settings.topics.validated_topic, expected=EVENTS)
-    records = [(m.partition(), m.timestamp()[1], json.loads(m.value())) for m in validated]
-    assert len(records) == EVENTS
-    assert sorted(r["interaction_id"] for _, _, r in records) == sorted(frame.interaction_id)
-    assert all(p == r["source_partition"] and ts == r["event_time"] for p, ts, r in records)
-    assert not any("query_text" in r for _, _, r in records)

@@ -16,8 +16,8 @@ import pytest
 from confluent_kafka import Producer
 
 from streams import stack
-from streams.routing import end_offsets, recent_keys
 from streams.settings import Settings
+from streams.topic_tail import end_offsets, recent_keys
 
 PARTITIONS = 3  # the last one stays empty
 
