@@ -29,8 +29,9 @@ from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
 
 BENCH_DB = 9
-#: Where the decoded records get their event time on their way to the windows
-#: (streams/job.py): what it has handed on is what the features have taken in.
+#: The decode step (streams/job.py): what it has handed on is what the windows take in.
+DECODE = "PythonCalc"
+#: Where the decoded records get their event time, once per query that reads them.
 WATERMARK_ASSIGNER = "WatermarkAssigner"
 
 
@@ -131,7 +132,7 @@ class MeasuredJob(JobHandle):
 
     def processed(self) -> int:
         """Events decoded and handed to the windows (-1 before they run)."""
-        return self.counter(WATERMARK_ASSIGNER, "numRecordsOut")
+        return self.counter(DECODE, "numRecordsOut")
 
 
 WATERMARK_STAGES = (  # (label, operator, metric name), in pipeline order

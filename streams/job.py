@@ -176,8 +176,10 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     The decoded rows go to a DataStream and back, once, so that the dead letters and the
     windows share one decode, and so that the table coming back can carry a watermark: the
     largest of the decode step's per-record watermarks, which follow each input partition
-    (streams/event_time.py). A rejected record has no event time; it is given 0, which
-    moves no watermark, and never reaches a window.
+    (streams/event_time.py). (Each query reading it plans an assigner of its own, all
+    giving the same watermark; a second trip through a DataStream to share one measured
+    no cheaper: benchmarks/READING.md.) A rejected record has no event time; it is given
+    0, which moves no watermark, and never reaches a window.
     """
     topics = settings.topics
     if settings.job.idle_source_timeout_ms:  # a subtask whose partitions are all silent
