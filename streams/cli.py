@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     p.add_argument("--fresh", action="store_true",
                    help="do not resume from the last checkpoint: rebuild the windows from "
-                        "the validated topic")
+                        "the input topic")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("lookup", help="print features read through the Feast SDK")

@@ -295,7 +295,7 @@ def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
     """The view ``batches``: every branch's rows, from one translation of ``query``.
 
     Each ``to_data_stream`` is planned on its own, so three branches converted from three
-    queries would read the validated topic three times. Converted once and brought back
+    queries would decode every record three times. Converted once and brought back
     as a table, the rows (one per shard and pane, or per slice: few) are split by kind in
     the JVM, and each branch's Python step sees only its own. The event-time watermark
     crosses with them (``SOURCE_WATERMARK``): the tiles' and the monitor's timers need it.

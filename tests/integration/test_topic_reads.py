@@ -47,7 +47,7 @@ def _produce(settings: Settings, topic: str, seed: int) -> dict[int, list[tuple[
 
 @pytest.fixture
 def topic(local_stack: Settings) -> Iterator[tuple[Settings, str]]:
-    """A fresh input topic (and the validated, dead-letter and alert topics that come with
+    """A fresh input topic (and the dead-letter and alert topics that come with
     it), removed afterwards."""
     run = uuid.uuid4().hex[:8]
     settings = local_stack.model_copy(update={"topics": local_stack.topics.model_copy(update={
