@@ -59,15 +59,14 @@ class PartitionClocks:
         if self.subtask is None:
             self.subtask = split_owner(self.topic, partition, self.readers)
             self.started_ms = now_ms
-            self._own()
-        if partition >= self.partitions:  # a partition added since the job started
-            self.partitions = partition + 1
-            self._own()
-        if partition not in self.owned:  # only if Flink assigned splits otherwise
-            self.owned.append(partition)
-        if event_ms > self.newest.get(partition, event_ms - 1):
-            self.newest[partition] = event_ms
+        self.newest[partition] = max(self.newest.get(partition, event_ms), event_ms)
         self.heard[partition] = now_ms
+        if partition not in self.owned:  # the first record, or a partition added since
+            self.partitions = max(self.partitions, partition + 1)
+            # (with any partition seen, should Flink ever assign splits otherwise)
+            self.owned = sorted({p for p in range(self.partitions)
+                                 if split_owner(self.topic, p, self.readers) == self.subtask}
+                                | self.newest.keys())
         return self.current(now_ms)
 
     def current(self, now_ms: int) -> int | None:
@@ -87,7 +86,3 @@ class PartitionClocks:
             if self.watermark is None or candidate > self.watermark:
                 self.watermark = candidate
         return self.watermark
-
-    def _own(self) -> None:
-        self.owned = [p for p in range(self.partitions)
-                      if split_owner(self.topic, p, self.readers) == self.subtask]

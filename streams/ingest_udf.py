@@ -2,10 +2,10 @@
 
 Flink hands over the raw Kafka columns of a batch of records (Arrow); the UDF returns,
 per record, a status and either the validated columns (schemas/validated.py) or the
-dead letter (schemas/dead_letter.py), and the event-time watermark of its source subtask
-as of that record (streams/event_time.py). Everything after it (the dead-letter sink,
-windows, aggregates) runs in the JVM. What each record means is decided by ``schemas/``;
-this module only lays results out as columns.
+dead letter (schemas/dead_letter.py), and for an accepted record the event-time
+watermark of its source subtask as of that record (streams/event_time.py). Everything
+after it (the dead-letter sink, windows, aggregates) runs in the JVM. What each record
+means is decided by ``schemas/``; this module only lays results out as columns.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class DecodeInteractions(ScalarFunction):
         dl = [out["dl_kind"], out["dl_key"], out["dl_value"], out["dl_headers"]]
         validated = [out[c] for c in self.columns]
         decode, check = self.decoder.decode, self.deduplicator.check
-        observe, current = self.clocks.observe, self.clocks.current
+        observe = self.clocks.observe
         topic, cap = self.settings.topics.input, self.settings.ingest.max_dead_letter_bytes
         kinds: dict[str, int] = {}
         for key, raw, partition, offset in zip(keys, values, partitions, offsets, strict=True):
@@ -93,7 +93,7 @@ class DecodeInteractions(ScalarFunction):
                     offset=offset, key=key, value=raw, now_ms=now, max_value_bytes=cap)
                 kinds[exc.kind] = kinds.get(exc.kind, 0) + 1
                 status.append(REJECTED)
-                watermark.append(current(now))
+                watermark.append(None)  # no event time: it moves no watermark
                 for col, v in zip(dl, (exc.kind, dl_key, dl_value, dict(headers)), strict=True):
                     col.append(v)
                 for col in validated:

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from schemas.errors import DriftlineError
 
 
-def _tail(bootstrap_servers: str, topic: str, last_n: int,
-          partitions: Iterable[int] | None = None, ends: dict[int, int] | None = None,
+def _tail(bootstrap_servers: str, topic: str, last_n: int, ends: dict[int, int] | None = None,
           limit_s: float = 60.0) -> Iterator[Message]:
-    """The last ``last_n`` records of each partition (default: every partition of the
-    topic), read until each partition has reported its end (into ``ends``, if given).
+    """The last ``last_n`` records of each partition of the topic, read until each
+    partition has reported its end (into ``ends``, if given).
 
     Tansu's high watermark is not the log end (DESIGN.md: often the base offset of the
     last batch), so reading starts ``last_n`` before it, and stops at the consumer's
@@ -29,9 +28,8 @@ def _tail(bootstrap_servers: str, topic: str, last_n: int,
                          "group.id": f"driftline-tail-{uuid.uuid4().hex[:8]}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
-        if partitions is None:
-            meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
-            partitions = list(meta.partitions) if meta else []
+        meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        partitions = list(meta.partitions) if meta else []
         assignment = []
         for p in partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)

@@ -3,65 +3,72 @@
 The oracle is the definition: after each record, the least over the subtask's partitions
 of their newest event time, minus the bound, never moving back; unknown until every
 partition the subtask owns has a record. Which partitions those are is checked against
-the Kafka connector's own assignment, read from its jar by ``javap`` where Java is here.
+the Kafka connector's own ``KafkaSourceEnumerator.getSplitOwner``, called in a JVM.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from schemas.errors import DriftlineError
 from streams.event_time import PartitionClocks, java_string_hash, split_owner
 
+#: Calls the connector's own (package-private) split assignment for each
+#: (topic, partition, readers) triple on its command line.
+_OWNER_ORACLE = """
+import java.lang.reflect.Method;
+import org.apache.kafka.common.TopicPartition;
+
+public class OwnerOracle {
+    public static void main(String[] args) throws Exception {
+        Method owner = Class.forName(
+            "org.apache.flink.connector.kafka.source.enumerator.KafkaSourceEnumerator")
+            .getDeclaredMethod("getSplitOwner", TopicPartition.class, int.class);
+        owner.setAccessible(true);
+        for (int i = 0; i + 2 < args.length; i += 3) {
+            TopicPartition tp = new TopicPartition(args[i], Integer.parseInt(args[i + 1]));
+            System.out.println(owner.invoke(null, tp, Integer.parseInt(args[i + 2])));
+        }
+    }
+}
+"""
+
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("", 0), ("a", 97), ("hr.chatbot.interactions", None), ("été", None)])
+    ("", 0), ("a", 97), ("hello", 99162322), ("polygenelubricants", 0x80000000)])
 def test_java_string_hash(text, expected):
-    signed = 0
-    for ch in text:  # the JLS definition, on UTF-16 code units (BMP here)
-        signed = (31 * signed + ord(ch)) & 0xFFFFFFFF
-    assert java_string_hash(text) == (expected if expected is not None else signed)
+    assert java_string_hash(text) == expected  # values Java's String.hashCode gives
 
 
-def test_each_subtask_owns_a_share_of_the_partitions_and_every_partition_an_owner():
-    for readers in (1, 2, 3, 5):
-        owners = [split_owner("hr.chatbot.interactions", p, readers) for p in range(12)]
-        counts = [owners.count(r) for r in range(readers)]
-        assert max(counts) - min(counts) <= 1
-        # round robin from partition 0's owner, as the connector documents
-        assert all((owners[p + 1] - owners[p]) % readers == 1 % readers for p in range(11))
+def test_split_owner_is_the_connector_s_own(tmp_path: Path):
+    """If a connector upgrade changed the assignment, this fails."""
+    import pyflink
 
-
-def test_split_owner_follows_the_connector_jar():
-    """The connector's getSplitOwner, disassembled: it multiplies the topic's hashCode by
-    31, masks it with 0x7FFFFFFF, takes it modulo the readers, adds the partition, and
-    takes that modulo the readers. If a connector upgrade changed it, this fails."""
     from streams import assets
 
-    javap = shutil.which("javap")
+    java = shutil.which("java")
     try:
-        jars = [p for p in assets.kafka_connector_jars() if "connector" in p.name]
+        jars = assets.kafka_connector_jars()
     except DriftlineError:
         jars = []
-    if not javap or not jars:
-        pytest.skip("javap or the Kafka connector jar is not here (make install)")
+    # Running a source file needs the JDK's compiler, not only a JRE.
+    if not java or not shutil.which("javac") or not jars:
+        pytest.skip("a JDK (java, javac) or the Kafka connector jars are not here")
+    source = tmp_path / "OwnerOracle.java"
+    source.write_text(_OWNER_ORACLE)
+    flink_lib = Path(pyflink.__file__).parent / "lib" / "*"
+    cases = [(topic, p, n) for topic in ("hr.chatbot.interactions", "t", "été", "it-3f2a.reads")
+             for n in (1, 2, 3, 5) for p in range(8)]
     out = subprocess.run(
-        [javap, "-c", "-classpath", str(jars[0]),
-         "org.apache.flink.connector.kafka.source.enumerator.KafkaSourceEnumerator"],
-        capture_output=True, text=True, check=True).stdout
-    body = out.split("getSplitOwner(")[1].split("\n\n")[0]
-    ops = [m.groups() for line in body.splitlines()
-           if (m := re.match(r"\s*\d+: (\w+)[ \t]*(\S*)", line))]
-    names = [op for op, _ in ops]
-    assert names == ["aload_0", "invokevirtual", "invokevirtual", "bipush", "imul", "ldc",
-                     "iand", "iload_1", "irem", "istore_2", "iload_2", "aload_0",
-                     "invokevirtual", "iadd", "iload_1", "irem", "ireturn"], body
-    assert ops[3][1] == "31" and "2147483647" in body and "hashCode" in body
+        [java, "-cp", ":".join([*map(str, jars), str(flink_lib)]), str(source),
+         *[str(x) for case in cases for x in case]],
+        capture_output=True, text=True, check=True, timeout=120).stdout.split()
+    assert [int(o) for o in out] == [split_owner(*case) for case in cases]
 
 
 def _oracle(owned, bound, seen):
