@@ -29,6 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,7 @@ from benchmarks.drift_report import (
 )
 from benchmarks.pipeline_baselines import _result, _start
 from benchmarks.pipeline_job import (
+    DECODE,
     MeasuredJob,
     apply_repo,
     copy_repo,
@@ -55,6 +57,7 @@ from benchmarks.pipeline_job import (
     job_cpu_meter,
     tree_cpu_meter,
 )
+from streams.job import BRANCHES
 from streams.settings import Settings
 
 TAG = "drain"
@@ -64,15 +67,16 @@ EMPLOYEES_PER_TENANT, TENANTS = 750, 4
 FIVE_MIN = 300_000
 
 
-def serialized_events(settings: Settings, count: int, hours: float) -> tuple[list, int]:
-    """(key, Avro value) of seeded events, and the newest event time."""
+def serialized_events(settings: Settings, count: int,
+                      hours: float) -> tuple[list, list[int]]:
+    """(key, Avro value) of seeded events, and their event times."""
     from streams.producer import serializers, simulated_events
 
     events = simulated_events(settings, count, hours, seed=17, tenants=TENANTS,
                               employees_per_tenant=EMPLOYEES_PER_TENANT)
     encode = serializers(settings, "avro")(0)
     return ([(e["employee_id"].encode(), encode(e)) for e in events],
-            max(e["event_time"] for e in events))
+            [e["event_time"] for e in events])
 
 
 def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -124,7 +128,54 @@ def floor_pipeline(env, settings: Settings, branches) -> None:
     statements.attach_as_datastream()
 
 
-def _wait(done, what: str, timeout_s: float) -> None:
+def jvm_pipeline(env, settings: Settings, branches) -> None:
+    """The job up to its Python branches (decode, dead letters, event time, the SQL
+    windows of ``branches``), its window rows into a blackhole: what the job's JVM part
+    costs alone. With no branches, only the late count has a window."""
+    from streams.job import jvm_stages
+
+    stages = jvm_stages(env, settings, branches)
+    stages.t_env.execute_sql(f"CREATE TEMPORARY TABLE {JVM_SINK} (kind STRING) WITH "
+                             "('connector' = 'blackhole')")
+    stages.statements.add_insert_sql(f"INSERT INTO {JVM_SINK} SELECT kind FROM batches")
+    stages.statements.attach_as_datastream()
+
+
+JVM_SINK = "window_rows_sink"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A system the drain measures: its pipeline (None: the whole job) and when it is
+    done with ``total`` events whose windows close by ``target_ms``."""
+
+    pipeline: Callable[..., None] | None
+    done: Callable[[MeasuredJob, int, int], bool]
+    branches: tuple[str, ...] = ()
+
+
+def _decoded(job: MeasuredJob, total: int) -> bool:
+    return job.counter(DECODE, "records_accepted") >= total
+
+
+def _windows_fired(job: MeasuredJob, total: int, target_ms: int) -> bool:
+    if not _decoded(job, total):
+        return False
+    marks = job.read_metrics(job.find_metric(JVM_SINK, "currentInputWatermark"))
+    return bool(marks) and min(marks) >= target_ms
+
+
+#: What the drain measures, each stage the one before plus more of the job.
+STAGES = {
+    "floor": Stage(floor_pipeline, lambda job, total, _: _decoded(job, total)),
+    "event_time": Stage(jvm_pipeline, _windows_fired),
+    "jvm": Stage(jvm_pipeline, _windows_fired, BRANCHES),
+    "job": Stage(None, lambda job, total, target: _decoded(job, total)
+                 and job.caught_up(target), BRANCHES),
+}
+
+
+def _wait(done: Callable[[], bool], what: str, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not done():
         if time.monotonic() > deadline:
@@ -132,26 +183,29 @@ def _wait(done, what: str, timeout_s: float) -> None:
         time.sleep(0.5)
 
 
-def run_flink(label: str, settings: Settings, records: list, split: int, newest_ms: int,
-              pipeline=None, parallelism: int = 1, branches: list[str] | None = None,
+def run_flink(label: str, settings: Settings, records: list, split: int, times: list[int],
+              stage: str = "job", parallelism: int = 1, branches: list[str] | None = None,
               during: Callable[[], Callable[[], None]] | None = None) -> dict[str, Any]:
     """Warm-up drain, then the measured one; returns CPU by process and throughput.
     ``during``, if given, is called as the measured drain starts and returns a function
     called as it ends (benchmarks/profile_drain.py samples the processes in between)."""
-    is_floor = pipeline is not None
-    if branches is None:
-        branches = [] if is_floor else ["features", "drift"]
-    job = MeasuredJob(settings, branches, pipeline=pipeline, parallelism=parallelism)
-    target = (newest_ms - settings.job.max_out_of_orderness_ms) // FIVE_MIN * FIVE_MIN - FIVE_MIN
+    system = STAGES[stage]
+    if branches is None or stage != "job":
+        branches = list(system.branches)
+    job = MeasuredJob(settings, branches, pipeline=system.pipeline, parallelism=parallelism)
 
-    def accepted() -> int:
-        return job.counter("PythonCalc", "records_accepted")
+    def closed(events: list[int]) -> int:
+        """A boundary every window up to which has closed once ``events`` are in."""
+        newest = max(events) - settings.job.max_out_of_orderness_ms
+        return newest // FIVE_MIN * FIVE_MIN - FIVE_MIN
 
+    # The warm-up ends with the windows its events closed written: every Python operator
+    # has then had its first records (and imported its code: seconds per process).
+    warm_target, target = closed(times[:split]), closed(times)
     try:
         produce(settings, records[:split])
         log(TAG, f"{label}: warming up on {split:,} events")
-        _wait(lambda: accepted() >= split and (is_floor or job.processed() >= split),
-              "the warm-up drain", 600)
+        _wait(lambda: system.done(job, split, warm_target), "the warm-up drain", 600)
         time.sleep(3)  # let the warm-up's last windows fire
         cpu, broker = job_cpu_meter(), broker_process()
         broker_cpu = tree_cpu_meter(broker) if broker else None
@@ -159,10 +213,7 @@ def run_flink(label: str, settings: Settings, records: list, split: int, newest_
         stop = during() if during else None
         log(TAG, f"{label}: draining {len(records) - split:,} more")
         produce(settings, records[split:])
-        if is_floor:
-            _wait(lambda: accepted() >= len(records), "the floor's drain", 900)
-        else:
-            _wait(lambda: job.caught_up(target), "every feature in Redis", 900)
+        _wait(lambda: system.done(job, len(records), target), f"the {stage} drain", 900)
         wall = time.monotonic() - started
         used = cpu.read()
         if stop:
@@ -203,6 +254,8 @@ def markdown(r: dict[str, Any]) -> str:
     floor = runs["floor"]["cpu_s_per_10k"]
     rows = []
     names = {"floor": "decode-only floor (Kafka source + decode UDF)",
+             "event_time": "+ dead letters, event time and the late count",
+             "jvm": "+ the SQL windows: the job's JVM part alone",
              "feast_push": "Feast SDK write (pandas micro-batches, no decay)"}
     for key, run in runs.items():
         label = names.get(key) or f"driftline, features + drift, parallelism {run['parallelism']}"
@@ -243,15 +296,16 @@ def main(argv: list[str] | None = None) -> int:
         repo = copy_repo(ROOT / "feature_repo", work / "repo")
         first = isolated_settings(work, repo)
         apply_repo(first)
-        records, newest = serialized_events(first, mode["events"], mode["hours"])
+        records, times = serialized_events(first, mode["events"], mode["hours"])
         split = int(len(records) * mode["warmup"])
         runs: dict[str, Any] = {}
-        runs["floor"] = run_flink("floor", isolated_settings(work, repo), records, split,
-                                  newest, pipeline=floor_pipeline)
+        for stage in ("floor", "event_time", "jvm"):
+            runs[stage] = run_flink(stage, isolated_settings(work, repo), records, split,
+                                    times, stage=stage)
         for p in args.parallelism:
             runs[f"driftline_p{p}"] = run_flink(f"driftline p={p}",
                                                 isolated_settings(work, repo), records,
-                                                split, newest, parallelism=p)
+                                                split, times, parallelism=p)
             _dump_partial(args.out, runs)
         runs["feast_push"] = run_peer("feast_push", isolated_settings(work, repo),
                                       records[split:])

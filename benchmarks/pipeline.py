@@ -40,6 +40,7 @@ from benchmarks.pipeline_phases import (
     Sampler,
     Window,
     as_dict,
+    hold_steady,
     max_sustained,
     step_rates,
     wait_until_consuming,
@@ -49,15 +50,17 @@ from benchmarks.pipeline_probe import Probes, lookups
 from benchmarks.pipeline_report import floor_split, write_report
 
 FIXED_LOAD = 5_000.0
+STEADY_RATE = 1_000.0  # the steady-rate target: CPU per event at most 2x the drain's
 LOW_LATENCY = {"slide_s": 1, "max_out_of_orderness_ms": 200, "python_bundle_ms": 100,
                "network_buffer_ms": 10, "watermark_interval_ms": 50}
 MODES = {
     "quick": {"pool": 20_000, "steps": [600, 1200, 2400, 4800], "step_s": 8, "idle_s": 4,
+              "steady_s": 20,
               "warm_s": 10,
               "fresh_s": 10, "step_b": False, "drain": 20_000, "lookups": 50, "profile_s": 0},
     "standard": {"pool": 40_000, "steps": [500, 1000, 1500, 2000, 3000, 4000, 6000, 9000],
-                 "warm_s": 45,
-                 "step_s": 15, "idle_s": 6, "fresh_s": 20, "step_b": True, "drain": 80_000,
+                 "warm_s": 45, "step_s": 15, "idle_s": 6, "steady_s": 300, "fresh_s": 20,
+                 "step_b": True, "drain": 80_000,
                  "lookups": 300, "profile_s": 10},
 }
 
@@ -90,8 +93,11 @@ def throughput_phase(mode: dict, settings, pool, redis_proc,
         sampler.hold(1000, mode["warm_s"], "warm-up (not reported)")
         sampler.drain("warm-up", 60)
         idle = sampler.hold(0, mode["idle_s"], "idle (no input)")
+        steady = hold_steady(sampler, STEADY_RATE, mode["steady_s"],
+                             f"steady {STEADY_RATE:,.0f}/s")
         windows = step_rates(sampler, mode["steps"], mode["step_s"], "shipped repo")
-        out: dict[str, Any] = {"windows": [as_dict(w) for w in windows], "idle": as_dict(idle)}
+        out: dict[str, Any] = {"windows": [as_dict(w) for w in windows], "idle": as_dict(idle),
+                               "steady": as_dict(steady)}
         if mode["profile_s"] and windows[-1].saturated:
             log(TAG, f"profiling the saturated job for {mode['profile_s']} s")
             prof = Profiler(mode["profile_s"])

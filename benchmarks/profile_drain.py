@@ -1,9 +1,9 @@
 """Where the drain's CPU goes: the job's JVM threads and each Python worker's functions.
 
-    python -m benchmarks.profile_drain [--events N] [--branches features drift]
+    python -m benchmarks.profile_drain [--events N] [--branches features drift] [--parallelism P]
 
 Runs the drain of benchmarks/drain.py (quick mode's traffic) on the real job at
-parallelism 1 and, during the measured drain only, samples:
+parallelism 1 (or ``--parallelism``) and, during the measured drain only, samples:
 
 - the Flink JVM with Java Flight Recorder (``jcmd JFR.start``): execution samples by
   task thread (Flink names a task's thread after its chained operators) and by the
@@ -191,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=MODES["quick"]["events"])
     ap.add_argument("--quick", action="store_true", help="half the events")
     ap.add_argument("--branches", nargs="+", default=["features", "drift"])
+    ap.add_argument("--parallelism", type=int, default=1)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if args.quick:
@@ -206,10 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         repo = copy_repo(ROOT / "feature_repo", work / "repo")
         settings = isolated_settings(work, repo)
         apply_repo(settings)
-        records, newest = serialized_events(settings, args.events, MODES["quick"]["hours"])
+        records, times = serialized_events(settings, args.events, MODES["quick"]["hours"])
         sampler = Sampler(work)
-        run = run_flink("profiled", settings, records, len(records) // 2, newest,
-                        branches=args.branches, during=sampler.start)
+        run = run_flink("profiled", settings, records, len(records) // 2, times,
+                        branches=args.branches, parallelism=args.parallelism,
+                        during=sampler.start)
         meta["duration_s"] = time.monotonic() - started
         jvm = jvm_profile(sampler.jfr)
         workers = [python_profile(spy) for spy in sampler.spies]

@@ -37,12 +37,13 @@ from dataclasses import dataclass
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
-from pyflink.table import Schema, StreamTableEnvironment
+from pyflink.table import Schema, StatementSet, StreamTableEnvironment
 from pyflink.table.udf import udf
 
+from drift.config import MonitorConfig, default_monitor
 from features.feast_repo import project_name
 from features.offline_log import PARTITION_COLUMNS, ROW_COLUMNS, STAGED_COLUMNS
-from features.plans import load_view_plans
+from features.plans import ViewPlan, load_view_plans
 from features.sql import BATCH_COLUMNS, batch_sql, panes_sql
 from schemas.validated import column_types
 from streams import assets, checkpoints, stack
@@ -222,29 +223,40 @@ def _windows_source(t_env: StreamTableEnvironment) -> None:
         "SELECT * FROM validated_in WHERE rt <= CURRENT_WATERMARK(rt)"))
 
 
+@dataclass
+class JvmStages:
+    """What :func:`jvm_stages` planned: the table environment, the statements to run, and
+    the views (``plans``) and monitor whose rows the view ``batches`` carries."""
+
+    t_env: StreamTableEnvironment
+    statements: StatementSet
+    plans: list[ViewPlan]
+    monitor: MonitorConfig | None
+
+
 def build_pipeline(env: StreamExecutionEnvironment, settings: Settings,
                    branches: Iterable[str] = BRANCHES, bounded: Bounded | None = None) -> None:
     """The job, on the input topic as it streams, or ``bounded`` (a backfill)."""
-    branches = set(branches)
     # Workers may not share our working directory (a cluster's TaskManagers).
     settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve(),
                                            "feature_repo": settings.feature_repo.resolve()})
+    stages = jvm_stages(env, settings, branches, bounded)
+    _python_branches(stages, settings, bounded)
+    stages.statements.attach_as_datastream()
+
+
+def jvm_stages(env: StreamExecutionEnvironment, settings: Settings,
+               branches: Iterable[str] = BRANCHES, bounded: Bounded | None = None) -> JvmStages:
+    """Everything before the Python branches: the decode step, dead letters, event time
+    and the SQL windows, whose rows (late counts, panes, slices) are the view ``batches``.
+    (benchmarks/drain.py measures this part alone.)"""
+    branches = set(branches)
     partitions = stack.ensure_topics(settings)[settings.topics.input]
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")  # windows align to UTC
     statements = t_env.create_statement_set()
     _validated(t_env, settings, partitions, statements, bounded)
-    _windows(t_env, settings, branches, statements, bounded)
-    statements.attach_as_datastream()
-
-
-def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[str],
-             statements, bounded: Bounded | None) -> None:
-    """Accepted records -> late counts, features (Redis, offline log), drift alerts."""
     _windows_source(t_env)
-
-    from drift.monitor import default_monitor
-
     plans = load_view_plans(settings.feature_repo) if "features" in branches else []
     monitor = default_monitor(alpha=settings.drift.alpha) if "drift" in branches else None
     parts = [late_sql("late_events")]
@@ -256,6 +268,12 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
         parts.append(drift_sql(monitor, "events", settings.drift.window_ms,
                                settings.drift.per_tenant))
     _route_batches(t_env, "\nUNION ALL\n".join(f"({p})" for p in parts))
+    return JvmStages(t_env, statements, plans, monitor)
+
+
+def _python_branches(stages: JvmStages, settings: Settings, bounded: Bounded | None) -> None:
+    """The view ``batches`` -> late counts, features (Redis, offline log), drift alerts."""
+    t_env, plans, monitor = stages.t_env, stages.plans, stages.monitor
     build = RecordBuilder(plans, monitor, settings.drift.window_ms)
 
     def records(*kinds: str) -> DataStream:
@@ -276,7 +294,7 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
             .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
             .process(tiles, LOG_ROW).name("feature-tiles").uid("feature-tiles")
         if settings.offline.enabled:
-            _offline_log(t_env, settings, statements, log_rows, bounded)
+            _offline_log(t_env, settings, stages.statements, log_rows, bounded)
     if monitor is not None:
         alerts = records(DRIFT).key_by(lambda s: s.key, Types.STRING()) \
             .process(DriftMonitor(settings), ALERT_ROW) \
@@ -288,7 +306,8 @@ def _windows(t_env: StreamTableEnvironment, settings: Settings, branches: set[st
                     "value.fields-include": "EXCEPT_KEY",
                     "sink.delivery-guarantee": "at-least-once"})})""")
         t_env.create_temporary_view("alerts", t_env.from_data_stream(alerts))
-        statements.add_insert_sql("INSERT INTO alerts_out SELECT key, `value` FROM alerts")
+        stages.statements.add_insert_sql(
+            "INSERT INTO alerts_out SELECT key, `value` FROM alerts")
 
 
 def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
