@@ -23,11 +23,8 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing as mp
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +53,7 @@ from benchmarks.pipeline_job import (
     isolated_settings,
     job_cpu_meter,
     tree_cpu_meter,
+    workspace,
 )
 from streams.job import BRANCHES
 from streams.settings import Settings
@@ -236,8 +234,7 @@ def run_peer(name: str, settings: Settings, records: list) -> dict[str, Any]:
     broker = broker_process()
     broker_cpu = tree_cpu_meter(broker) if broker else None
     log(TAG, f"{name}: draining {len(records):,} events")
-    out = _result(_start(name, settings, f"bench:{name}:{uuid.uuid4().hex[:6]}",
-                         expect=len(records)), timeout_s=900)
+    out = _result(_start(name, settings, expect=len(records)), timeout_s=900)
     out["broker_cpu_s"] = broker_cpu.read() if broker_cpu else None
     log(TAG, f"{name}: {out['cpu_s_per_10k']:.3f} CPU s per 10k")
     return out
@@ -291,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": command("benchmarks.drain", sys.argv[1:] if argv is None else argv),
             "versions": versions("apache-flink", "feast", "confluent-kafka", "pandas")}
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="driftline-drain-"))
-    try:
+    with workspace("driftline-drain-") as work:
         repo = copy_repo(ROOT / "feature_repo", work / "repo")
         first = isolated_settings(work, repo)
         apply_repo(first)
@@ -309,8 +305,6 @@ def main(argv: list[str] | None = None) -> int:
             _dump_partial(args.out, runs)
         runs["feast_push"] = run_peer("feast_push", isolated_settings(work, repo),
                                       records[split:])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     meta["duration_s"] = time.monotonic() - started
     result = {"meta": meta, "events": mode["events"], "hours": mode["hours"],
               "warmup": mode["warmup"], "runs": runs}

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ from benchmarks.pipeline_job import (
     redis_process,
     tree_cpu_meter,
     watermark_lags,
+    workspace,
 )
 from benchmarks.pipeline_load import PacedLoad, build_pool
 from benchmarks.pipeline_phases import (
@@ -48,6 +48,7 @@ from benchmarks.pipeline_phases import (
 )
 from benchmarks.pipeline_probe import Probes, lookups
 from benchmarks.pipeline_report import floor_split, write_report
+from features.feast_repo import project_name
 
 FIXED_LOAD = 5_000.0
 STEADY_RATE = 1_000.0  # the issue's steady-rate target: CPU per event at most 2x the drain's
@@ -172,7 +173,6 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"machine": machine(), "date": now_utc(), "mode": mode_name, "settings": mode,
             "command": command("benchmarks.pipeline", sys.argv[1:] if argv is None else argv),
             "versions": versions("apache-flink", "feast", "redis", "confluent-kafka", "pandas")}
-    work = Path(tempfile.mkdtemp(prefix="driftline-pipeline-"))
     # Cancelling a job closes the Python workers' data channel mid-bundle; Beam logs that
     # as an error with a traceback. It is the expected end of a run here.
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
@@ -186,14 +186,15 @@ def main(argv: list[str] | None = None) -> int:
         mark = time.monotonic()
 
     results: dict[str, Any] = {"meta": meta, "low_latency": LOW_LATENCY}
-    try:
+    with workspace("driftline-pipeline-") as work:
         repo_a = copy_repo(ROOT / "feature_repo", work / "repo-shipped")
         settings_a = isolated_settings(work, repo_a)
         log(TAG, f"{mode_name} mode; feast apply on a private copy of feature_repo")
         apply_repo(settings_a)
+        # Same views and project, so it can share the applied registry; slides differ.
         repo_b = copy_repo(ROOT / "feature_repo", work / "repo-low-latency",
-                           slide_s=LOW_LATENCY["slide_s"])
-        shutil.copytree(repo_a / "data", repo_b / "data")  # same views; slides differ
+                           slide_s=LOW_LATENCY["slide_s"], project=project_name(repo_a))
+        shutil.copytree(repo_a / "data", repo_b / "data")
         pool = build_pool(settings_a, mode["pool"])
         redis_proc = redis_process(settings_a)
         stage("setup")
@@ -234,8 +235,6 @@ def main(argv: list[str] | None = None) -> int:
                 peer["live"] = live(name, isolated_settings(work, repo_a), pool, windows)
                 results[name] = peer
             stage("baselines")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     meta["duration_s"] = time.monotonic() - started
     meta["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     meta["stages_s"] = stages

@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from typing import Any
 
 import psutil
@@ -20,14 +19,20 @@ from benchmarks.pipeline_load import PacedLoad, PooledRecord, produce_backlog
 from benchmarks.pipeline_phases import TAG, Sampler, as_dict, wait_until_consuming, windows_of
 from benchmarks.pipeline_probe import Probes
 from streams.settings import Settings
+from streams.stats import group_key
 
 PEERS = ("feast_push", "redis_direct")
 
 
-def _start(name: str, settings: Settings, stop_key: str,
-           expect: int | None = None) -> subprocess.Popen:
+def stop_key(name: str, settings: Settings) -> str:
+    """Where the peer ``name`` is told to stop (and, with ``:progress``, reports): under
+    the run's consumer group, so the run's cleanup removes it with the rest."""
+    return group_key(settings, f"{name}-stop")
+
+
+def _start(name: str, settings: Settings, expect: int | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", f"benchmarks.peers.{name}", settings.model_dump_json(),
-           "--stop-key", stop_key]
+           "--stop-key", stop_key(name, settings)]
     if expect is not None:
         cmd += ["--expect", str(expect)]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -50,10 +55,9 @@ def drain(name: str, settings: Settings, pool: list[PooledRecord], count: int,
           redis_proc: psutil.Process | None) -> dict[str, Any]:
     """Pre-load ``count`` events, then time the peer consuming all of them."""
     produce_backlog(settings, pool, count, events_per_s=5_000)
-    stop_key = f"bench:{name}:{uuid.uuid4().hex[:6]}"
     meter = tree_cpu_meter(redis_proc) if redis_proc else None
     log(TAG, f"{name}: draining a backlog of {count:,} events")
-    result = _result(_start(name, settings, stop_key, expect=count), timeout_s=600)
+    result = _result(_start(name, settings, expect=count), timeout_s=600)
     if meter is not None:
         result["redis_cpu_s"] = meter.read()
     return result
@@ -62,11 +66,11 @@ def drain(name: str, settings: Settings, pool: list[PooledRecord], count: int,
 def live(name: str, settings: Settings, pool: list[PooledRecord],
          windows: list[tuple[str, float, float]], settle_s: float = 2.0) -> dict[str, Any]:
     """Hold each (label, rate, seconds) with probes running; freshness per window."""
-    stop_key = f"bench:{name}:{uuid.uuid4().hex[:6]}"
+    stop = stop_key(name, settings)
     control = redis.Redis.from_url(settings.redis_url)
-    proc = _start(name, settings, stop_key)
+    proc = _start(name, settings)
     load = PacedLoad(settings, pool).start()
-    sampler = Sampler(load, lambda: int(control.hget(f"{stop_key}:progress", "processed") or 0),
+    sampler = Sampler(load, lambda: int(control.hget(f"{stop}:progress", "processed") or 0),
                       tree_cpu_meter(psutil.Process(proc.pid)))
     try:
         wait_until_consuming(sampler, 200, 120, name)
@@ -79,7 +83,7 @@ def live(name: str, settings: Settings, pool: list[PooledRecord],
         fresh = windows_of(probes.finish(), spans)
     finally:
         load.stop()
-        control.set(stop_key, 1)
+        control.set(stop, 1)
     summary = _result(proc, timeout_s=60)
     return {"windows": [as_dict(w) for w in held], "freshness_s": fresh,
             "samples": [s.__dict__ | {"lag": s.lag} for s in sampler.samples],

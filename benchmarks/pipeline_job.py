@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
@@ -27,8 +29,8 @@ from features.plans import load_view_plans
 from streams import stack
 from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
+from tests.integration.conftest import private_repo, remove_keys
 
-BENCH_DB = 9
 #: The decode step (streams/job.py): what it has handed on is what the windows take in.
 DECODE = "PythonCalc"
 #: Where the decoded records get their event time, once per query that reads them.
@@ -36,28 +38,49 @@ WATERMARK_ASSIGNER = "WatermarkAssigner"
 
 
 def isolated_settings(work: Path, repo: Path, **job: object) -> Settings:
-    """Fresh topics and consumer group; Redis db 9, flushed. The state dir (and so the
-    local schema registry the pre-serialized events refer to) is shared by a run."""
+    """Fresh topics and consumer group, in the Redis database the settings name, with
+    ``repo``'s Feast rows from an earlier run removed (nothing else there is touched).
+    The state dir (and so the local schema registry the pre-serialized events refer to)
+    is shared by a run."""
     run = uuid.uuid4().hex[:8]
-    base = load_settings()
-    redis_url = base.redis_url.rsplit("/", 1)[0] + f"/{BENCH_DB}"
     settings = load_settings(
         topics={"input": f"bench-{run}.interactions", "dead_letter": f"bench-{run}.dlq",
                 "alerts": f"bench-{run}.alerts"},
-        state_dir=work / "state", redis_url=redis_url, feature_repo=repo,
+        state_dir=work / "state", feature_repo=repo,
         job={"consumer_group": f"bench-{run}", **job})
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    redis.Redis.from_url(redis_url).flushdb()
+    remove_keys(settings)
+    _MADE.append(settings)
     stack.ensure_topics(settings)
     return settings
 
 
-def copy_repo(src: Path, dest: Path, slide_s: int | None = None) -> Path:
-    """A private copy of the Feast repo (own registry), optionally with every
-    ``slide_interval`` set to ``slide_s`` seconds: the low-latency variant."""
+_MADE: list[Settings] = []
+
+
+@contextmanager
+def workspace(prefix: str) -> Iterator[Path]:
+    """A scratch folder for one benchmark run; when it ends, the folder and every key the
+    run's jobs and peers wrote to Redis are removed."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield work
+    finally:
+        for settings in _MADE:
+            if stack.redis_healthy(settings):
+                remove_keys(settings)
+        _MADE.clear()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def copy_repo(src: Path, dest: Path, slide_s: int | None = None,
+              project: str | None = None) -> Path:
+    """A private copy of the Feast repo (own registry, own project: a fresh one unless
+    ``project`` is named), optionally with every ``slide_interval`` set to ``slide_s``
+    seconds: the low-latency variant."""
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("data", "__pycache__"))
+    private_repo(src, dest, project or f"bench_{uuid.uuid4().hex[:8]}")
     if slide_s is not None:
         for path in dest.glob("*.py"):
             text = re.sub(r"slide_interval=(timedelta\([^)]*\)|\w+)",

@@ -25,7 +25,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +44,13 @@ from benchmarks.drift_report import (
     now_utc,
     versions,
 )
-from benchmarks.pipeline_job import apply_repo, copy_repo, flink_jvm, isolated_settings
+from benchmarks.pipeline_job import (
+    apply_repo,
+    copy_repo,
+    flink_jvm,
+    isolated_settings,
+    workspace,
+)
 from benchmarks.pipeline_phases import pyspy_path
 
 TAG = "profile"
@@ -202,8 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             "command": command("benchmarks.profile_drain", sys.argv[1:] if argv is None
                                else argv), "versions": versions("apache-flink")}
     started = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix="driftline-profile-"))
-    try:
+    with workspace("driftline-profile-") as work:
         repo = copy_repo(ROOT / "feature_repo", work / "repo")
         settings = isolated_settings(work, repo)
         apply_repo(settings)
@@ -218,8 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "profile_drain.md").write_text(markdown(meta, run, jvm, workers))
         log(TAG, f"wrote {args.out}/profile_drain.md")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -6,9 +6,12 @@ Two steps per view, both event-time window aggregations in the JVM:
    (``Aggregate.partial_columns``), over right-closed panes ``(E - pane, E]`` (a
    tumbling window with a 1 ms offset, so an event exactly on a boundary counts at it);
 2. ``batch``: per (shard, pane), those rows gathered into one array, so Python receives
-   one row per shard and pane instead of one per entity, plus a ``tick`` row for every
-   shard at every pane with data, so each shard learns that event time passed the pane
-   even when none of its entities was active (decay, progress).
+   one row per shard and pane instead of one per entity.
+
+Beside them, ``ticks``: a row for every shard at every pane with data, so each shard
+learns that event time passed the pane even when none of its entities was active (decay,
+progress). The ticks count panes straight from the events, without a key: grouping the
+``panes`` view again would have the planner compute the per-entity aggregation twice.
 
 Every view's rows share one generic layout (:data:`BATCH_COLUMNS`, :data:`ITEM_TYPE`): an
 array of items, one per entity, each holding its partials in five typed slots.
@@ -120,19 +123,25 @@ def column_items_sql(columns: list[tuple[str, SlotKind, str]]) -> str:
 
 
 def batch_sql(plan: ViewPlan, panes: str, shards: int) -> str:
-    """The generic batch rows of ``plan`` (per shard and pane) plus its tick rows."""
+    """The generic batch rows of ``plan``: per shard and pane, its entities' partials."""
     slots: dict[SlotKind, list[str]] = {k: [] for k in SLOT_TYPES}
     for i, spec in enumerate(plan.features):
         for j, column in enumerate(spec.aggregate.partial_columns()):
             slots[column.kind].append(f"`f{i}_{j}`")
     item = item_sql("entity", {k: f"ARRAY[{', '.join(v)}]" for k, v in slots.items() if v})
     shard = shard_expr("entity", shards)
-    shard_list = ", ".join(str(s) for s in range(shards))
     return (f"SELECT 'pane' AS kind, '{plan.name}' AS name, CAST({shard} AS STRING) AS `key`, "
             f"window_end, {typed_items(f'ARRAY_AGG({item})')} AS items\n"
-            f"FROM {panes} GROUP BY {shard}, window_start, window_end\nUNION ALL\n"
-            f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, "
+            f"FROM {panes} GROUP BY {shard}, window_start, window_end")
+
+
+def ticks_sql(plan: ViewPlan, source: str, shards: int) -> str:
+    """A ``tick`` row of ``plan`` for every shard at every pane of ``source`` with data
+    (the same panes as :func:`panes_sql` over it)."""
+    shard_list = ", ".join(str(s) for s in range(shards))
+    return (f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, "
             f"{typed_items('NULL')}\n"
-            f"FROM (SELECT window_start, window_end FROM {panes} "
+            f"FROM (SELECT window_end FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), "
+            f"{interval(plan.pane_ms)}, {RIGHT_CLOSED_OFFSET})) "
             f"GROUP BY window_start, window_end)\n"
             f"CROSS JOIN UNNEST(ARRAY[{shard_list}]) AS shard_numbers(s)")

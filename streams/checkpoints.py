@@ -26,8 +26,9 @@ METADATA = "_metadata"  # written last: a chk folder without it is incomplete
 #: hash their place in it) nor restore an aggregate's state into another type, so a job
 #: of a new shape starts afresh instead of failing to restore. 3: drift slices by column;
 #: 4: the feature tiles as running windows, their panes in a MapState; 5: no validated
-#: topic, the windows on the decode step's watermarks.
-JOB_LAYOUT = 5
+#: topic, the windows on the decode step's watermarks; 6: tick rows counted from the
+#: events, not from the panes.
+JOB_LAYOUT = 6
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:

@@ -44,7 +44,7 @@ from drift.config import MonitorConfig, default_monitor
 from features.feast_repo import project_name
 from features.offline_log import PARTITION_COLUMNS, ROW_COLUMNS, STAGED_COLUMNS
 from features.plans import ViewPlan, load_view_plans
-from features.sql import BATCH_COLUMNS, batch_sql, panes_sql
+from features.sql import BATCH_COLUMNS, batch_sql, panes_sql, ticks_sql
 from schemas.validated import column_types
 from streams import assets, checkpoints, stack
 from streams.batches import DRIFT, LATE, PANE, TICK, RecordBuilder, drift_sql, late_sql
@@ -264,6 +264,7 @@ def jvm_stages(env: StreamExecutionEnvironment, settings: Settings,
         t_env.create_temporary_view(f"panes_{plan.name}", t_env.sql_query(
             panes_sql(plan, "events", time_col="event_time", seq_col="source_offset")))
         parts.append(batch_sql(plan, f"panes_{plan.name}", settings.job.shards))
+        parts.append(ticks_sql(plan, "events", settings.job.shards))
     if monitor is not None:
         parts.append(drift_sql(monitor, "events", settings.drift.window_ms,
                                settings.drift.per_tenant))

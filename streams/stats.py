@@ -14,13 +14,18 @@ from streams.batches import LateRecords
 from streams.settings import Settings
 
 
+def group_key(settings: Settings, name: str) -> str:
+    """A Redis key of the job's consumer group: ``driftline:<group>:<name>``."""
+    return f"driftline:{settings.job.consumer_group}:{name}"
+
+
 def stats_key(settings: Settings) -> str:
-    return f"driftline:{settings.job.consumer_group}:stats"
+    return group_key(settings, "stats")
 
 
 def progress_key(settings: Settings) -> str:
     """Per ``<view>/<shard>``, the event time through which its rows are in Redis."""
-    return f"driftline:{settings.job.consumer_group}:progress"
+    return group_key(settings, "progress")
 
 
 def add_stats(client, key: str, counts: dict[str, int]) -> None:

@@ -27,7 +27,7 @@ from features.feast_repo import apply, project_name
 from streams import stack
 from streams.runner import JobHandle
 from streams.settings import Settings, load_settings
-from streams.stats import progress_key, stats_key
+from streams.stats import group_key
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +51,9 @@ def private_repo(src: Path, dest: Path, project: str) -> Path:
 
 def remove_keys(settings: Settings) -> int:
     """Delete what a test's job wrote: its Feast rows (Feast's Redis keys end with the
-    project name) and its progress and counters."""
+    project name) and what is kept under its consumer group (progress, counters)."""
     client = redis.Redis.from_url(settings.redis_url)
-    patterns = [f"*{project_name(settings.feature_repo)}", progress_key(settings),
-                stats_key(settings)]
+    patterns = [f"*{project_name(settings.feature_repo)}", group_key(settings, "*")]
     keys = [k for p in patterns for k in client.scan_iter(match=p, count=1000)]
     for i in range(0, len(keys), 1000):
         client.delete(*keys[i:i + 1000])
