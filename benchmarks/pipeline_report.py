@@ -252,6 +252,12 @@ def _freshness(r, b, peers, ll) -> list[str]:
                 "pipeline (median over the window, Flink's own metrics; each reading up to 1 s "
                 "old, equally for every stage, so the differences are what a stage adds):", "",
                 table(["load", *names], rows), ""]
+    samples = b.get("samples") or []
+    if "stats" in b and samples:  # no late_records key: none was late
+        late = b["stats"].get("late_records", 0)
+        out += [f"Records behind the watermark as they reached the windows during the "
+                f"phase (counted as late, in no feature): {int(late):,} of "
+                f"{samples[-1]['produced']:,} produced.", ""]
     split = b.get("freshness_split")
     if split:
         out.append(f"Where driftline's freshness goes (at the lowest load): waiting for the "
