@@ -95,6 +95,16 @@ def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> 
     producer.flush(120)
 
 
+def backlog(work: Path, mode: dict[str, Any]) -> tuple[Path, list, list[int], int]:
+    """A private, applied copy of the feature repo under ``work``, and the events of
+    ``mode`` for it: (repo, records, event times, how many the warm-up drains)."""
+    repo = copy_repo(ROOT / "feature_repo", work / "repo")
+    first = isolated_settings(work, repo)
+    apply_repo(first)
+    records, times = serialized_events(first, mode["events"], mode["hours"])
+    return repo, records, times, int(len(records) * mode["warmup"])
+
+
 def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
     proc = mp.get_context("spawn").Process(
         target=_produce, args=(settings.bootstrap_servers, settings.topics.input, records))
@@ -183,14 +193,17 @@ def _wait(done: Callable[[], bool], what: str, timeout_s: float) -> None:
 
 def run_flink(label: str, settings: Settings, records: list, split: int, times: list[int],
               stage: str = "job", parallelism: int = 1, branches: list[str] | None = None,
-              during: Callable[[], Callable[[], None]] | None = None) -> dict[str, Any]:
+              during: Callable[[], Callable[[], None]] | None = None,
+              flink_config: dict[str, str] | None = None) -> dict[str, Any]:
     """Warm-up drain, then the measured one; returns CPU by process and throughput.
     ``during``, if given, is called as the measured drain starts and returns a function
-    called as it ends (benchmarks/profile_drain.py samples the processes in between)."""
+    called as it ends (benchmarks/profile_drain.py samples the processes in between).
+    ``flink_config`` is added to the job's Flink configuration (benchmarks/ab_drain.py)."""
     system = STAGES[stage]
     if branches is None or stage != "job":
         branches = list(system.branches)
-    job = MeasuredJob(settings, branches, pipeline=system.pipeline, parallelism=parallelism)
+    job = MeasuredJob(settings, branches, pipeline=system.pipeline, parallelism=parallelism,
+                      flink_config=flink_config)
 
     def closed(events: list[int]) -> int:
         """A boundary every window up to which has closed once ``events`` are in."""
@@ -289,11 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             "versions": versions("apache-flink", "feast", "confluent-kafka", "pandas")}
     started = time.monotonic()
     with workspace("driftline-drain-") as work:
-        repo = copy_repo(ROOT / "feature_repo", work / "repo")
-        first = isolated_settings(work, repo)
-        apply_repo(first)
-        records, times = serialized_events(first, mode["events"], mode["hours"])
-        split = int(len(records) * mode["warmup"])
+        repo, records, times, split = backlog(work, mode)
         runs: dict[str, Any] = {}
         for stage in ("floor", "event_time", "jvm"):
             runs[stage] = run_flink(stage, isolated_settings(work, repo), records, split,

@@ -101,13 +101,15 @@ class MeasuredJob(JobHandle):
 
     def __init__(self, settings: Settings, branches: list[str],
                  pipeline: Callable[..., None] | None = None,
-                 parallelism: int | None = None) -> None:
+                 parallelism: int | None = None,
+                 flink_config: dict[str, str] | None = None) -> None:
         job: dict[str, int] = {"rest_port": 0, "metrics_port": 0}  # free ones
         if parallelism is not None:
             job["parallelism"] = parallelism
         settings = settings.model_copy(update={"job": settings.job.model_copy(update=job)})
         super().__init__(settings, branches, pipeline=pipeline,
-                         extra_config={"metrics.fetcher.update-interval": "1000"})
+                         extra_config={"metrics.fetcher.update-interval": "1000",
+                                       **(flink_config or {})})
         self.port = self.settings.job.rest_port
         self.job_id = str(self.client.get_job_id())
         self._found: dict[str, list[tuple[str, str]]] = {}

@@ -323,11 +323,12 @@ METHOD = [
     "- Events: the traffic simulator (4 tenants x 750 employees), Avro in the Confluent wire "
     "format, pre-serialized; each send patches a unique `interaction_id` and `event_time` = "
     "now (also the Kafka timestamp), so producing costs ~2 us/event.",
-    "- Every run uses fresh topics (4 input partitions), Redis db 9 (flushed) and a private copy "
-    "of `feature_repo/` (its own Feast registry). Job: `streams.runner.JobHandle` semantics, "
-    "branches features + drift, plus a REST port and 1 s metric refresh so `numRecordsOut` of "
-    "the decoded records handed to the windows gives the processed count (Tansu's high "
-    "watermark is unusable for lag).",
+    "- Every run uses fresh topics (4 input partitions), the Redis database the settings name "
+    "(only the run's own keys are removed, before and after) and a private copy of "
+    "`feature_repo/` (its own Feast registry and project). Job: `streams.runner.JobHandle` "
+    "semantics, branches features + drift, plus a REST port and 1 s metric refresh so "
+    "`numRecordsOut` of the decoded records handed to the windows gives the processed count "
+    "(Tansu's high watermark is unusable for lag).",
     "- CPU: user + system seconds from /proc (psutil) of the Flink JVM and its Python worker "
     "processes (process mode, one per Python operator). Baselines = their process. The "
     "broker is excluded for all (benchmarks/drain.py reports it); Redis is shown separately.",

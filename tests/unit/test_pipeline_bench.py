@@ -79,3 +79,23 @@ def test_baseline_windows_equal_the_brute_force_oracle():
                     value = value.item()
                 assert same(value, expected), (view, entity, name, value, expected)
         assert compared >= min(len(ids), 8)
+
+
+def test_ab_order_puts_each_variant_first_equally_often():
+    from benchmarks.ab_drain import order
+
+    runs = order(3)
+    pairs = [runs[i:i + 2] for i in range(0, len(runs), 2)]
+    assert sorted(runs) == ["a"] * 3 + ["b"] * 3
+    assert [p[0] for p in pairs] == ["a", "b", "a"] and all(sorted(p) == ["a", "b"] for p in pairs)
+
+
+def test_ab_setting_needs_a_key_and_a_value():
+    import argparse
+
+    from benchmarks.ab_drain import setting
+
+    assert setting(" table.x = ONE_PHASE ") == ("table.x", "ONE_PHASE")
+    for bad in ("no-equals", "=value"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            setting(bad)
