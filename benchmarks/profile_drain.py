@@ -33,10 +33,9 @@ from typing import Any
 
 import psutil
 
-from benchmarks.drain import MODES, run_flink, serialized_events
+from benchmarks.drain import MODES, backlog, run_flink
 from benchmarks.drift_report import (
     RESULTS,
-    ROOT,
     command,
     header_lines,
     log,
@@ -45,8 +44,6 @@ from benchmarks.drift_report import (
     versions,
 )
 from benchmarks.pipeline_job import (
-    apply_repo,
-    copy_repo,
     flink_jvm,
     isolated_settings,
     workspace,
@@ -208,12 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                                else argv), "versions": versions("apache-flink")}
     started = time.monotonic()
     with workspace("driftline-profile-") as work:
-        repo = copy_repo(ROOT / "feature_repo", work / "repo")
-        settings = isolated_settings(work, repo)
-        apply_repo(settings)
-        records, times = serialized_events(settings, args.events, MODES["quick"]["hours"])
+        repo, records, times, split = backlog(work, MODES["quick"] | {"events": args.events})
         sampler = Sampler(work)
-        run = run_flink("profiled", settings, records, len(records) // 2, times,
+        run = run_flink("profiled", isolated_settings(work, repo), records, split, times,
                         branches=args.branches, parallelism=args.parallelism,
                         during=sampler.start)
         meta["duration_s"] = time.monotonic() - started
