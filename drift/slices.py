@@ -26,7 +26,7 @@ def slice_ms(window_ms: int) -> int:
 
 @dataclass(frozen=True)
 class DriftSlice:
-    """The values of one monitor key (a tenant, or all) in ``[start_ms, end_ms)``, per
+    """The values of one monitor key (a tenant, or all) in ``(start_ms, end_ms]``, per
     column, one entry per event (None where the event had no value); an embedding column
     may be one n x d array instead, with NaN rows for the events without one."""
 
@@ -40,5 +40,5 @@ class DriftSlice:
         return len(next(iter(self.columns.values()), ()))
 
     def window_end(self, window_ms: int) -> int:
-        """The end of the tumbling drift window ``[end - window_ms, end)`` it belongs to."""
+        """The end of the tumbling drift window ``(end - window_ms, end]`` it belongs to."""
         return (self.start_ms // window_ms + 1) * window_ms

@@ -3,8 +3,9 @@
 Two steps per view, both event-time window aggregations in the JVM:
 
 1. ``panes``: per (entity, pane), the partial columns of every feature
-   (``Aggregate.partial_columns``), over right-closed panes ``(E - pane, E]`` (a
-   tumbling window with a 1 ms offset, so an event exactly on a boundary counts at it);
+   (``Aggregate.partial_columns``), over right-closed panes ``(E - pane, E]`` of
+   ``event_time``: tumbling windows over the JVM's event time, which is 1 ms behind it
+   (streams/job.py), so an event exactly on a boundary counts at it;
 2. ``batch``: per (shard, pane), those rows gathered into one array, so Python receives
    one row per shard and pane instead of one per entity.
 
@@ -40,11 +41,10 @@ SLOT_TYPES: dict[SlotKind, str] = {
 ITEM_TYPE = "ROW<name STRING, " + ", ".join(
     f"`{kind}s` ARRAY<{t}>" for kind, t in SLOT_TYPES.items()) + ">"
 #: The generic batch row handed to Python. ``key`` is the shard (or the monitor key);
-#: ``window_end`` the pane end plus the 1 ms offset.
+#: ``window_end`` the pane end (or the slice end).
 BATCH_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kind", "STRING"), ("name", "STRING"), ("key", "STRING"), ("window_end", "TIMESTAMP(3)"),
     ("items", f"ARRAY<{ITEM_TYPE}>"))
-RIGHT_CLOSED_OFFSET = "INTERVAL '0.001' SECOND"
 
 
 def interval(ms: int) -> str:
@@ -99,8 +99,8 @@ def panes_sql(plan: ViewPlan, source: str, time_col: str, seq_col: str) -> str:
     entity = f"`{plan.join_keys[0]}`" if len(plan.join_keys) == 1 \
         else f"CONCAT_WS(CHR({ord(ENTITY_SEP)}), {keys})"
     return (f"SELECT {entity} AS entity, window_start, window_end, {', '.join(partials)}\n"
-            f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), {interval(plan.pane_ms)}, "
-            f"{RIGHT_CLOSED_OFFSET}))\nGROUP BY {keys}, window_start, window_end")
+            f"FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), {interval(plan.pane_ms)}))\n"
+            f"GROUP BY {keys}, window_start, window_end")
 
 
 def typed_items(sql: str) -> str:
@@ -142,6 +142,6 @@ def ticks_sql(plan: ViewPlan, source: str, shards: int) -> str:
     return (f"SELECT 'tick', '{plan.name}', CAST(s AS STRING), window_end, "
             f"{typed_items('NULL')}\n"
             f"FROM (SELECT window_end FROM TABLE(TUMBLE(TABLE {source}, DESCRIPTOR(rt), "
-            f"{interval(plan.pane_ms)}, {RIGHT_CLOSED_OFFSET})) "
+            f"{interval(plan.pane_ms)})) "
             f"GROUP BY window_start, window_end)\n"
             f"CROSS JOIN UNNEST(ARRAY[{shard_list}]) AS shard_numbers(s)")

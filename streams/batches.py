@@ -103,9 +103,8 @@ class RecordBuilder:
                     else list(values)
             return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
                               columns)
-        # The pane is (E - pane, E]; its window ends 1 ms later (features.sql).
         return PaneBatch.from_items(self.plans[name], self.layouts[name], int(key),
-                                    window_end - 1, items)
+                                    window_end, items)
 
 
 __all__ = ["ALL_TENANTS", "DRIFT", "LATE", "PANE", "TICK", "DriftSlice", "LateRecords",

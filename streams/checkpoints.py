@@ -27,8 +27,9 @@ METADATA = "_metadata"  # written last: a chk folder without it is incomplete
 #: of a new shape starts afresh instead of failing to restore. 3: drift slices by column;
 #: 4: the feature tiles as running windows, their panes in a MapState; 5: no validated
 #: topic, the windows on the decode step's watermarks; 6: tick rows counted from the
-#: events, not from the panes.
-JOB_LAYOUT = 6
+#: events, not from the panes; 7: the JVM's event time 1 ms behind the payload's, windows
+#: without an offset.
+JOB_LAYOUT = 7
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:

@@ -55,6 +55,9 @@ from streams.settings import Settings
 from streams.stats import LateCounter
 
 BRANCHES = ("features", "drift")
+#: How far the JVM's event time (``rt``, windows, watermarks) is behind the payload's
+#: ``event_time``: Flink's ``[start, end)`` windows of it are ``(start, end]`` of ours.
+JVM_TIME_LAG_MS = 1
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,14 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     giving the same watermark; a second trip through a DataStream to share one measured
     no cheaper: benchmarks/READING.md.) A rejected record has no event time; it is given
     0, which moves no watermark, and never reaches a window.
+
+    Inside the JVM, event time and the watermark run 1 ms behind the payload's
+    (``JVM_TIME_LAG_MS``): Flink's windows are ``[start, end)``, and ours must be
+    right-closed, ``(start, end]`` of ``event_time``, as Feast's are. Shifting the time is
+    exact; a 1 ms window offset (the obvious alternative) is not: Flink's window
+    aggregations decide when to flush their buffers as if windows had no offset, and a
+    watermark of exactly a boundary minus 1 ms then makes them skip a flush and drop the
+    next pane's records as late (docs/semantics.md, "Feature windows").
     """
     topics = settings.topics
     if settings.job.idle_source_timeout_ms:  # a subtask whose partitions are all silent
@@ -191,8 +202,8 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     rows = t_env.sql_query(f"""
         SELECT r.status AS status, r.dl_key AS dl_key, r.dl_value AS dl_value,
             r.dl_headers AS dl_headers, {columns},
-            TO_TIMESTAMP_LTZ(COALESCE(r.event_time, 0), 3) AS rt,
-            TO_TIMESTAMP_LTZ(r.watermark_ms, 3) AS wm
+            TO_TIMESTAMP_LTZ(COALESCE(r.event_time, 0) - {JVM_TIME_LAG_MS}, 3) AS rt,
+            TO_TIMESTAMP_LTZ(r.watermark_ms - {JVM_TIME_LAG_MS}, 3) AS wm
         FROM decoded""")
     schema = Schema.new_builder().column_by_expression("pt", "PROCTIME()") \
         .watermark("rt", "wm").build()

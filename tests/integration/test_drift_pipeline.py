@@ -66,11 +66,12 @@ def test_only_the_shifted_tenant_alerts_and_names_the_column(isolated_settings, 
     # Oracle: scipy's two-sample KS on the same rows the job saw.
     ks = min((a for a in alerts if a.statistic == "ks"), key=lambda a: a.window_start)
     mine = frame[frame.tenant_id == shifted]
-    # The reference: the first whole windows holding at least REFERENCE_EVENTS events.
-    per_window = mine.groupby(mine.event_time // WINDOW_MS).size().cumsum()
+    # The reference: the first whole windows holding at least REFERENCE_EVENTS events
+    # (windows are right-closed, (end - WINDOW_MS, end]).
+    per_window = mine.groupby((mine.event_time - 1) // WINDOW_MS).size().cumsum()
     reference_end = (per_window[per_window >= REFERENCE_EVENTS].index[0] + 1) * WINDOW_MS
-    reference = mine[mine.event_time < reference_end]
-    window = mine[(mine.event_time >= ks.window_start) & (mine.event_time < ks.window_end)]
+    reference = mine[mine.event_time <= reference_end]
+    window = mine[(mine.event_time > ks.window_start) & (mine.event_time <= ks.window_end)]
     assert ks.n_window == len(window) and ks.n_reference == len(reference)
     expected = stats.ks_2samp(window[COLUMN], reference[COLUMN])
     assert ks.value == pytest.approx(expected.statistic, rel=1e-9)

@@ -48,7 +48,7 @@ def test_a_pane_row_becomes_a_batch_of_per_entity_partials():
     item = ("acme", *(slots[k] or None for k in SLOT_TYPES))
     batch = RecordBuilder([plan], None, 900_000)(("pane", plan.name, "3", END, [item]))
     assert batch.shard == 3 and batch.entities == ("acme",)
-    assert batch.pane_end == int(END.timestamp() * 1000) - 1  # the 1 ms offset undone
+    assert batch.pane_end == int(END.timestamp() * 1000)
     got = dict(zip((f.name for f in plan.features), batch.partials[0], strict=True))
     assert got == {"interactions_5m": 7, "p95_latency_ms_5m": (10.0, 30.0, 20.0),
                    "escalation_rate_1h": (2.0, 8)}
