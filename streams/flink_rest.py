@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -74,6 +75,22 @@ def watermarks(settings: Settings, job_id: str) -> dict[str, int]:
     return out
 
 
+def window_drops(settings: Settings, job_id: str) -> int:
+    """Records Flink's window operators dropped as late (``numLateRecordsDropped``), summed
+    over the job. The job's own late check comes before any window, so a record counted
+    here was lost, not late (docs/semantics.md, "Feature windows")."""
+    total = 0
+    for vertex in _get(settings, f"/jobs/{job_id}").get("vertices", []):
+        base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+        names = [m["id"] for m in _get(settings, base)
+                 if m["id"].endswith(".numLateRecordsDropped")]
+        if names:
+            wanted = urllib.parse.quote(",".join(names), safe=",")
+            total += sum(int(float(v.get("sum", 0)))
+                         for v in _get(settings, f"{base}?get={wanted}&agg=sum"))
+    return total
+
+
 def restarted_everywhere(settings: Settings, job_id: str) -> bool:
     """Whether every subtask of the job is running again after a failure (attempt >= 1):
     a failure restarts only its pipelined region, so one restart says nothing of the
@@ -107,4 +124,4 @@ def jobs(settings: Settings) -> list[JobInfo] | None:
     return out
 
 
-__all__ = ["JobInfo", "jobs", "last_failure", "rest_url"]
+__all__ = ["JobInfo", "jobs", "last_failure", "rest_url", "window_drops"]

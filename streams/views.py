@@ -139,6 +139,14 @@ def job_lines(settings: Settings, redis_up: bool) -> list[str]:
                      f"({rate:,.0f}/s) [{job.job_id}]")
         if job.last_failure:
             lines.append(f"         last failure: {job.last_failure}")
+        try:
+            dropped = flink_rest.window_drops(settings, job.job_id) \
+                if job.state == "RUNNING" else 0
+        except (OSError, ValueError):  # restarting, or gone since the listing
+            dropped = 0
+        if dropped:
+            lines.append(f"WARN     {dropped:,} records dropped inside Flink's windows after the "
+                         "late check: data lost (docs/semantics.md, \"Feature windows\")")
     if redis_up and found:
         from streams.runner import progress_of
 
