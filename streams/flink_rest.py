@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,17 +50,26 @@ def last_failure(settings: Settings, job_id: str) -> str | None:
     return (causes[-1] if causes else text.strip().splitlines()[0])[:300] if text else None
 
 
+def _summed(settings: Settings, job_id: str, vertex_id: str,
+            wanted: Callable[[str], bool]) -> dict[str, float]:
+    """The vertex's metrics whose names ``wanted`` accepts, each summed over its subtasks."""
+    base = f"/jobs/{job_id}/vertices/{vertex_id}/subtasks/metrics"
+    names = [m["id"] for m in _get(settings, base) if wanted(m["id"])]
+    if not names:
+        return {}
+    query = urllib.parse.quote(",".join(names), safe=",")
+    return {m["id"]: float(m.get("sum", 0))
+            for m in _get(settings, f"{base}?get={query}&agg=sum")}
+
+
 def records_read(settings: Settings, job_id: str, vertices: list[dict]) -> int:
     """Records the raw-topic source has read, summed over its subtasks (0 if unknown)."""
     for vertex in vertices:
         if vertex["name"].startswith("Source: interactions_raw"):
-            base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-            names = [m["id"] for m in _get(settings, base)]
-            wanted = [n for n in names if n.startswith("Source__interactions_raw")
-                      and n.endswith(".numRecordsOut")]
-            if wanted:
-                values = _get(settings, f"{base}?get={wanted[0]}&agg=sum")
-                return int(float(values[0].get("sum", 0))) if values else 0
+            sums = _summed(settings, job_id, vertex["id"], lambda name: name.startswith(
+                "Source__interactions_raw") and name.endswith(".numRecordsOut"))
+            if sums:
+                return int(sums[min(sums)])
     return 0
 
 
@@ -79,16 +89,11 @@ def window_drops(settings: Settings, job_id: str) -> int:
     """Records Flink's window operators dropped as late (``numLateRecordsDropped``), summed
     over the job. The job's own late check comes before any window, so a record counted
     here was lost, not late (docs/semantics.md, "Feature windows")."""
-    total = 0
+    total = 0.0
     for vertex in _get(settings, f"/jobs/{job_id}").get("vertices", []):
-        base = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-        names = [m["id"] for m in _get(settings, base)
-                 if m["id"].endswith(".numLateRecordsDropped")]
-        if names:
-            wanted = urllib.parse.quote(",".join(names), safe=",")
-            total += sum(int(float(v.get("sum", 0)))
-                         for v in _get(settings, f"{base}?get={wanted}&agg=sum"))
-    return total
+        total += sum(_summed(settings, job_id, vertex["id"],
+                             lambda name: name.endswith(".numLateRecordsDropped")).values())
+    return int(total)
 
 
 def restarted_everywhere(settings: Settings, job_id: str) -> bool:
