@@ -37,7 +37,8 @@ from dataclasses import dataclass
 
 from pyflink.common import Configuration, Types
 from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
-from pyflink.table import Schema, StatementSet, StreamTableEnvironment
+from pyflink.java_gateway import get_gateway
+from pyflink.table import Schema, StatementSet, StreamTableEnvironment, Table
 from pyflink.table.udf import udf
 
 from drift.config import MonitorConfig, default_monitor
@@ -177,13 +178,13 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     """Raw topic -> decode UDF -> dead letters (a Kafka sink), and the view
     ``validated_in``: the accepted records, on event time.
 
-    The decoded rows go to a DataStream and back, once, so that the dead letters and the
-    windows share one decode, and so that the table coming back can carry a watermark: the
-    largest of the decode step's per-record watermarks, which follow each input partition
-    (streams/event_time.py). (Each query reading it plans an assigner of its own, all
-    giving the same watermark; a second trip through a DataStream to share one measured
-    no cheaper: benchmarks/READING.md.) A rejected record has no event time; it is given
-    0, which moves no watermark, and never reaches a window.
+    The decoded rows go to a DataStream and back, once (:func:`through_datastream`), so
+    that the dead letters and the windows share one decode, and so that the table coming
+    back can carry a watermark: the largest of the decode step's per-record watermarks,
+    which follow each input partition (streams/event_time.py). (Each query reading it
+    plans an assigner of its own, all giving the same watermark; a second trip through a
+    DataStream to share one measured no cheaper: benchmarks/READING.md.) A rejected record
+    has no event time; it is given 0, which moves no watermark, and never reaches a window.
 
     Inside the JVM, event time and the watermark run 1 ms behind the payload's
     (``JVM_TIME_LAG_MS``): Flink's windows are ``[start, end)``, and ours must be
@@ -207,8 +208,7 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
         FROM decoded""")
     schema = Schema.new_builder().column_by_expression("pt", "PROCTIME()") \
         .watermark("rt", "wm").build()
-    t_env.create_temporary_view("checked", t_env.from_data_stream(
-        t_env.to_data_stream(rows), schema))
+    t_env.create_temporary_view("checked", through_datastream(t_env, rows, schema))
     t_env.execute_sql(f"""
         CREATE TEMPORARY TABLE dead_letters (
             k BYTES, v BYTES, headers MAP<STRING, BYTES> METADATA
@@ -322,6 +322,23 @@ def _python_branches(stages: JvmStages, settings: Settings, bounded: Bounded | N
             "INSERT INTO alerts_out SELECT key, `value` FROM alerts")
 
 
+def through_datastream(t_env: StreamTableEnvironment, table: Table, schema: Schema) -> Table:
+    """``table`` through a DataStream and back as a table of ``schema``: planned once, so
+    every query reading the result shares it, and able to carry a watermark.
+
+    The rows cross as Flink's internal ``RowData``, as the planner holds them: PyFlink's
+    ``to_data_stream`` and ``from_data_stream`` convert every field of every row to
+    Java objects (``Row``, ``String``, lists) and back, which a stream that goes on in
+    the JVM never needs (benchmarks/READING.md).
+    """
+    jvm = get_gateway().jvm
+    internal = table._j_table.getResolvedSchema().toPhysicalRowDataType() \
+        .bridgedTo(jvm.java.lang.Class.forName("org.apache.flink.table.data.RowData"))
+    j_tenv = t_env._j_tenv
+    return Table(j_tenv.fromDataStream(j_tenv.toDataStream(table._j_table, internal),
+                                       schema._j_schema), t_env)
+
+
 def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
     """The view ``batches``: every branch's rows, from one translation of ``query``.
 
@@ -333,11 +350,11 @@ def _route_batches(t_env: StreamTableEnvironment, query: str) -> None:
     A watermark needs a time column to hang on; ``window_end`` serves, and is never used
     as event time (a late count's is processing time).
     """
-    stream = t_env.to_data_stream(t_env.sql_query(query))
     schema = Schema.new_builder() \
         .column_by_expression("rowtime", "window_end") \
         .watermark("rowtime", "SOURCE_WATERMARK()").build()
-    t_env.create_temporary_view("batches", t_env.from_data_stream(stream, schema))
+    t_env.create_temporary_view("batches", through_datastream(t_env, t_env.sql_query(query),
+                                                              schema))
 
 
 def _offline_log(t_env: StreamTableEnvironment, settings: Settings, statements,
