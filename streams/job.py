@@ -98,6 +98,11 @@ def create_environment(settings: Settings, extra_config: Mapping[str, str] | Non
     config.set_string("execution.buffer-timeout.interval", f"{job.network_buffer_ms} ms")
     config.set_string("pipeline.auto-watermark-interval", f"{job.watermark_interval_ms} ms")
     config.set_string("python.state.cache-size", "10000")
+    # Chained operators hand rows on without a defensive copy each: every JVM operator
+    # here is the planner's (written for reuse) or a Python one, which serializes what it
+    # gets. Without it, the decoded rows were copied once per query reading them
+    # (benchmarks/READING.md).
+    config.set_string("pipeline.object-reuse", "true")
     config.set_string("python.execution-mode", "process")
     # One Python process per operator, or one per slot shared through managed memory: a
     # shared process that died (OOM killer, crash) stays cached in its slot, and every
