@@ -188,7 +188,8 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     back can carry a watermark: the largest of the decode step's per-record watermarks,
     which follow each input partition (streams/event_time.py). (Each query reading it
     plans an assigner of its own, all giving the same watermark; a second trip through a
-    DataStream to share one measured no cheaper: benchmarks/READING.md.) A rejected record
+    DataStream to share one measured no cheaper, when the trips still converted every
+    row: benchmarks/READING.md.) A rejected record
     has no event time; it is given 0, which moves no watermark, and never reaches a window.
 
     Inside the JVM, event time and the watermark run 1 ms behind the payload's
