@@ -189,8 +189,8 @@ def _validated(t_env: StreamTableEnvironment, settings: Settings, partitions: in
     which follow each input partition (streams/event_time.py). (Each query reading it
     plans an assigner of its own, all giving the same watermark; a second trip through a
     DataStream to share one measured no cheaper, when the trips still converted every
-    row: benchmarks/READING.md.) A rejected record
-    has no event time; it is given 0, which moves no watermark, and never reaches a window.
+    row: benchmarks/READING.md.) A rejected record has no event time; it is given 0,
+    which moves no watermark, and never reaches a window.
 
     Inside the JVM, event time and the watermark run 1 ms behind the payload's
     (``JVM_TIME_LAG_MS``): Flink's windows are ``[start, end)``, and ours must be
@@ -335,7 +335,8 @@ def through_datastream(t_env: StreamTableEnvironment, table: Table, schema: Sche
     The rows cross as Flink's internal ``RowData``, as the planner holds them: PyFlink's
     ``to_data_stream`` and ``from_data_stream`` convert every field of every row to
     Java objects (``Row``, ``String``, lists) and back, which a stream that goes on in
-    the JVM never needs (benchmarks/READING.md).
+    the JVM never needs (benchmarks/READING.md). PyFlink's wrappers take no target
+    type, so this goes through the Java objects they wrap.
     """
     jvm = get_gateway().jvm
     internal = table._j_table.getResolvedSchema().toPhysicalRowDataType() \
