@@ -1,9 +1,9 @@
 """Interop on a real broker: JSON from kcat and Avro from confluent's AvroSerializer on
 one topic, consumed with a plain confluent consumer and decoded by InteractionDecoder.
 
-Needs the local broker (``driftline up``) and ``kcat`` on PATH; skips with the reason
-when either is missing. Each run uses fresh topics, so reruns and concurrent users of
-the broker do not interfere.
+Runs against the broker the settings name (the session's local stack starts it) and
+needs ``kcat`` on PATH; skips with the reason when kcat is missing. Each run uses fresh
+topics, so reruns and concurrent users of the broker do not interfere.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -33,28 +32,17 @@ from tests.ingest_samples import LIMITS, interaction, unique
 
 pytestmark = pytest.mark.integration
 
-BOOTSTRAP = "127.0.0.1:9092"
 N_EACH = 25
 
 
-def _broker_up() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 9092), timeout=1).close()
-        AdminClient({"bootstrap.servers": BOOTSTRAP}).list_topics(timeout=3)
-        return True
-    except (OSError, KafkaException):
-        return False
-
-
 @pytest.fixture(scope="module")
-def broker():
-    if not _broker_up():
-        pytest.skip(f"no Kafka broker at {BOOTSTRAP}; start it with `driftline up`")
-    return BOOTSTRAP
+def broker(local_stack) -> str:
+    """The broker the settings name (the session's local stack is up)."""
+    return local_stack.bootstrap_servers
 
 
-def _kcat_lists_topics(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["kcat", "-b", BOOTSTRAP, "-L", "-m", "5"], env=env,
+def _kcat_lists_topics(broker: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["kcat", "-b", broker, "-L", "-m", "5"], env=env,
                           capture_output=True, text=True, timeout=60)
 
 
@@ -71,7 +59,7 @@ def kcat_env(broker, tmp_path_factory) -> dict[str, str]:
     if shutil.which("kcat") is None:
         pytest.skip("kcat is not installed (Debian: apt-get install -y kcat)")
     env = dict(os.environ)
-    if _kcat_lists_topics(env).returncode == 0:
+    if _kcat_lists_topics(broker, env).returncode == 0:
         return env
     libs = Path(confluent_kafka.__file__).resolve().parent.parent / "confluent_kafka.libs"
     bundled = sorted(libs.glob("librdkafka*.so*"))
@@ -80,7 +68,7 @@ def kcat_env(broker, tmp_path_factory) -> dict[str, str]:
     shim = tmp_path_factory.mktemp("rdkafka")
     (shim / "librdkafka.so.1").symlink_to(bundled[0])
     env["LD_LIBRARY_PATH"] = str(shim)
-    probe = _kcat_lists_topics(env)
+    probe = _kcat_lists_topics(broker, env)
     assert probe.returncode == 0, f"kcat cannot list topics: {probe.stderr[-2000:]}"
     return env
 
@@ -90,16 +78,16 @@ def topics(broker):
     """Two fresh topics (input, dead letter), deleted again afterwards."""
     names = (unique("it.interop"), unique("it.interop.dlq"))
     for name in names:
-        _create_topic(name)
+        _create_topic(broker, name)
     yield names
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    admin = AdminClient({"bootstrap.servers": broker})
     for future in admin.delete_topics(list(names)).values():
         with contextlib.suppress(KafkaException):  # best effort
             future.result(timeout=15)
 
 
-def _create_topic(name: str) -> None:
-    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+def _create_topic(broker: str, name: str) -> None:
+    admin = AdminClient({"bootstrap.servers": broker})
     for future in admin.create_topics([NewTopic(name, num_partitions=1,
                                                 replication_factor=1)]).values():
         future.result(timeout=15)
@@ -109,8 +97,8 @@ def _create_topic(name: str) -> None:
         time.sleep(0.2)
 
 
-def _consume(topic: str, n: int, timeout_s: float = 60.0) -> list:
-    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": unique("it-interop"),
+def _consume(broker: str, topic: str, n: int, timeout_s: float = 60.0) -> list:
+    consumer = Consumer({"bootstrap.servers": broker, "group.id": unique("it-interop"),
                          "enable.auto.commit": False, "session.timeout.ms": 6000})
     consumer.assign([TopicPartition(topic, 0, 0)])  # no group join (slow on Tansu)
     messages, deadline = [], time.monotonic() + timeout_s
@@ -168,7 +156,7 @@ def test_kcat_json_and_confluent_avro_share_a_topic(broker, kcat_env, topics):
                          partition=0)
     assert producer.flush(30) == 0
 
-    messages = _consume(topic, 2 * N_EACH + 1)
+    messages = _consume(broker, topic, 2 * N_EACH + 1)
     decoder = InteractionDecoder(make_registry(registry_url), LIMITS)  # same URL, same mock
     decoded, rejected = {}, []
     encodings = set()
@@ -197,7 +185,7 @@ def test_kcat_json_and_confluent_avro_share_a_topic(broker, kcat_env, topics):
                                             msg.offset(), msg.key(), msg.value(), now_ms)
     producer.produce(dlq, key=key, value=value, headers=headers, partition=0)
     assert producer.flush(30) == 0
-    [letter_msg] = _consume(dlq, 1)
+    [letter_msg] = _consume(broker, dlq, 1)
     letter = read_dead_letter(letter_msg.key(), letter_msg.value(), letter_msg.headers())
     assert letter.error_kind == "invalid_json" and letter.source_topic == topic
     assert letter.source_offset == msg.offset() and letter.source_partition == 0
