@@ -198,9 +198,11 @@ def run_flink(label: str, settings: Settings, records: list, split: int, times: 
     """Warm-up drain, then the measured one; returns CPU by process and throughput.
     ``during``, if given, is called as the measured drain starts and returns a function
     called as it ends (benchmarks/profile_drain.py samples the processes in between).
-    ``flink_config`` is added to the job's Flink configuration (benchmarks/ab_drain.py)."""
+    ``branches``: which of the job's branches a ``job`` or ``jvm`` stage has (default:
+    the stage's own). ``flink_config`` is added to the job's Flink configuration
+    (benchmarks/ab_drain.py)."""
     system = STAGES[stage]
-    if branches is None or stage != "job":
+    if branches is None:
         branches = list(system.branches)
     job = MeasuredJob(settings, branches, pipeline=system.pipeline, parallelism=parallelism,
                       flink_config=flink_config)

@@ -30,6 +30,7 @@ QUICK_DIR = HERE / "out" / "quick"
 BENCHMARKS = [
     ("decode", "benchmarks.bench_decode", "decode.md"),
     ("drain", "benchmarks.drain", "drain.md"),
+    ("drain_branches", "benchmarks.drain_branches", "drain_branches.md"),
     ("profile_drain", "benchmarks.profile_drain", "profile_drain.md"),
     ("pipeline", "benchmarks.pipeline", "pipeline.md"),
     ("tiles_cost", "benchmarks.tiles_cost", "tiles_cost.md"),
