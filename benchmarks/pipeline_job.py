@@ -162,6 +162,7 @@ class MeasuredJob(JobHandle):
 
 WATERMARK_STAGES = (  # (label, operator, metric name), in pipeline order
     ("event time assigned", WATERMARK_ASSIGNER, "currentOutputWatermark"),
+    ("pane records in", "pane-records", "currentInputWatermark"),
     ("feature tiles in", "feature-tiles", "currentInputWatermark"),
 )
 

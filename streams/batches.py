@@ -24,14 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pyflink.common import Types
-from pyflink.common.typeinfo import TypeInformation
 
 from drift.config import MonitorConfig
 from drift.slices import DriftSlice, slice_ms
 from features.aggregations import SlotKind
 from features.plans import ViewPlan
-from features.sql import BATCH_COLUMNS, SLOT_TYPES, BatchLayout, column_items_sql, interval, layout
+from features.sql import SLOT_TYPES, BatchLayout, column_items_sql, interval, layout
 from features.tiles import PaneBatch
 from schemas.validated import packed_columns, unpack_floats
 
@@ -40,27 +38,6 @@ ALL_TENANTS = "*"
 #: The slot of a drift column by the kind of its check.
 _DRIFT_SLOT: dict[str, SlotKind] = {"numeric": "double", "categorical": "string",
                                     "embedding": "string"}  # packed (schemas/validated.py)
-
-
-_SCALARS = {"BIGINT": Types.LONG(), "DOUBLE": Types.DOUBLE(), "STRING": Types.STRING(),
-            "TIMESTAMP(3)": Types.SQL_TIMESTAMP()}
-
-
-def _type_info(sql: str) -> TypeInformation:
-    """The DataStream type of a batch column's or slot's SQL type (features/sql.py)."""
-    if sql.startswith("ARRAY<"):
-        inner = sql[len("ARRAY<"):-1]
-        array = Types.BASIC_ARRAY if inner in _SCALARS else Types.OBJECT_ARRAY
-        return array(_type_info(inner))
-    return _SCALARS[sql]
-
-
-#: An item (``features.sql.ITEM_TYPE``) and a batch row (``BATCH_COLUMNS``) as the keyed
-#: Python steps read them.
-ITEM_ROW = Types.ROW_NAMED(["name", *(f"{kind}s" for kind in SLOT_TYPES)], [
-    Types.STRING(), *(_type_info(f"ARRAY<{t}>") for t in SLOT_TYPES.values())])
-BATCH_ROW = Types.ROW_NAMED([c for c, _ in BATCH_COLUMNS], [
-    Types.OBJECT_ARRAY(ITEM_ROW) if c == "items" else _type_info(t) for c, t in BATCH_COLUMNS])
 
 
 @dataclass(frozen=True)
@@ -115,28 +92,17 @@ class RecordBuilder:
         self.packed_columns = packed_columns()
 
     def __call__(self, row: Any) -> PaneBatch | DriftSlice | LateRecords:
-        """Any row, by its kind."""
-        kind = row[0]
+        kind, name, key, window_end, items = row[0], row[1], row[2], _epoch_ms(row[3]), row[4]
         if kind == LATE:
-            return self.late(row)
-        return self.drift_slice(row) if kind == DRIFT else self.pane(row)
-
-    @staticmethod
-    def late(row: Any) -> LateRecords:
-        return LateRecords(int(row[4][0][1][0]))
-
-    def drift_slice(self, row: Any) -> DriftSlice:
-        key, window_end, items = row[2], _epoch_ms(row[3]), row[4]
-        columns: dict[str, list[Any] | np.ndarray] = {}
-        for item in items:
-            column, values = item[0], item[self.drift_slots[item[0]]]
-            columns[column] = unpack_floats(values) if column in self.packed_columns \
-                else list(values)
-        return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
-                          columns)
-
-    def pane(self, row: Any) -> PaneBatch:
-        name, key, window_end, items = row[1], row[2], _epoch_ms(row[3]), row[4]
+            return LateRecords(int(items[0][1][0]))
+        if kind == DRIFT:
+            columns: dict[str, list[Any] | np.ndarray] = {}
+            for item in items:
+                column, values = item[0], item[self.drift_slots[item[0]]]
+                columns[column] = unpack_floats(values) if column in self.packed_columns \
+                    else list(values)
+            return DriftSlice(key, window_end - slice_ms(self.drift_window_ms), window_end,
+                              columns)
         return PaneBatch.from_items(self.plans[name], self.layouts[name], int(key),
                                     window_end, items)
 

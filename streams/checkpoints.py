@@ -28,9 +28,8 @@ METADATA = "_metadata"  # written last: a chk folder without it is incomplete
 #: 4: the feature tiles as running windows, their panes in a MapState; 5: no validated
 #: topic, the windows on the decode step's watermarks; 6: tick rows counted from the
 #: events, not from the panes; 7: the JVM's event time 1 ms behind the payload's, windows
-#: without an offset; 8: the DataStream round trips carry Flink's internal rows; 9: the
-#: branches' rows keyed in the JVM, no Python step before the tiles and the monitor.
-JOB_LAYOUT = 9
+#: without an offset; 8: the DataStream round trips carry Flink's internal rows.
+JOB_LAYOUT = 8
 
 
 def fingerprint(settings: Settings, branches: list[str]) -> str:

@@ -22,8 +22,9 @@ from pyflink.common import Row, Types
 from pyflink.datastream import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ValueStateDescriptor
 
+from drift.slices import DriftSlice
 from schemas.errors import DriftlineError
-from streams.batches import ALL_TENANTS, RecordBuilder
+from streams.batches import ALL_TENANTS
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import add_stats, stats_key
@@ -38,9 +39,8 @@ ALERT_ROW = Types.ROW_NAMED(["key", "value"], [Types.PRIMITIVE_ARRAY(Types.BYTE(
 class DriftMonitor(KeyedProcessFunction):
     """Tumbling event-time windows of ``drift.window_ms``, tested at each end."""
 
-    def __init__(self, settings: Settings, records: RecordBuilder) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.records = records  # batch row -> DriftSlice
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from drift.monitor import MonitorEvaluator, default_monitor
@@ -73,8 +73,7 @@ class DriftMonitor(KeyedProcessFunction):
     def _current_profile(self):
         return self.static_profile or self.profile.value()
 
-    def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
-        piece = self.records.drift_slice(row)
+    def process_element(self, piece: DriftSlice, ctx: KeyedProcessFunction.Context):
         end = piece.window_end(self.window_ms)
         windows: dict[int, Any] = self.windows.value() or {}
         profile = self._current_profile()

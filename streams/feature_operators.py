@@ -1,12 +1,11 @@
-"""The feature branch's Python step: pane rows in, Feast rows in Redis and the log out.
+"""The feature branch's Python step: pane batches in, Feast rows in Redis and the log out.
 
-Keyed by ``<view>/<shard>``, in the JVM; each row becomes a :class:`PaneBatch` here. The
-maths is ``features/tiles.py`` (pure, unit-tested); here only Flink's keyed state,
-event-time timers, the Redis writes and progress. The shard's pane batches are a
-``MapState`` by pane end, so each is serialized when it is stored, not again with every
-bundle; the rest of the shard's tiles is one value. A batch or tick for pane ``E``
-arrives before the watermark passes ``E`` (the JVM emits a window's rows, then forwards
-the watermark), so the timer at ``E`` sees every pane up to it.
+Keyed by ``<view>/<shard>``. The maths is ``features/tiles.py`` (pure, unit-tested); here
+only Flink's keyed state, event-time timers, the Redis writes and progress. The shard's
+pane batches are a ``MapState`` by pane end, so each is serialized when it is stored,
+not again with every bundle; the rest of the shard's tiles is one value. A batch or
+tick for pane ``E`` arrives before the watermark passes ``E`` (the JVM emits a window's
+rows, then forwards the watermark), so the timer at ``E`` sees every pane up to it.
 """
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from features.offline_log import ROW_COLUMNS, staged_values
 from features.plans import ViewPlan
 from features.redis_writer import FeastRedisWriter
-from features.tiles import FeatureRow, ShardTiles, ViewWindows, latest_per_entity
-from streams.batches import RecordBuilder
+from features.tiles import FeatureRow, PaneBatch, ShardTiles, ViewWindows, latest_per_entity
 from streams.retry import redis_client, until_done
 from streams.settings import Settings
 from streams.stats import progress_key
@@ -33,11 +31,6 @@ LOG_ROW = Types.ROW_NAMED([n for n, _ in ROW_COLUMNS], [_FLINK_TYPES[t] for _, t
 
 def shard_key(view: str, shard: int) -> str:
     return f"{view}/{shard}"
-
-
-#: :func:`shard_key` of a batch row (``features.sql.BATCH_COLUMNS``) in SQL: the JVM
-#: keys the tiles' input by it (streams/job.py).
-SHARD_KEY_SQL = "CONCAT(name, '/', `key`)"
 
 
 class ShardWrites:
@@ -107,10 +100,9 @@ class FeatureTiles(KeyedProcessFunction):
     a deferred report is flushed by a processing-time timer).
     """
 
-    def __init__(self, plans: list[ViewPlan], records: RecordBuilder, settings: Settings,
-                 project: str, input_ends_at: int | None = None) -> None:
+    def __init__(self, plans: list[ViewPlan], settings: Settings, project: str,
+                 input_ends_at: int | None = None) -> None:
         self.plans, self.redis_url, self.project = plans, settings.redis_url, project
-        self.records = records  # batch row -> PaneBatch
         self.input_ends_at = input_ends_at  # a bounded run's end of event time (tiles.py)
         self.progress_key = progress_key(settings)
         self.log, self.write_online = settings.offline.enabled, settings.job.write_online
@@ -131,8 +123,7 @@ class FeatureTiles(KeyedProcessFunction):
             metrics.add_group("view", plan.name).gauge(
                 "event_time_lag_ms", lambda view=plan.name: self.writes.lag_ms(view))
 
-    def process_element(self, row: Row, ctx: KeyedProcessFunction.Context):
-        batch = self.records.pane(row)
+    def process_element(self, batch: PaneBatch, ctx: KeyedProcessFunction.Context):
         tiles = self.state.value() or ShardTiles()
         self.windows[batch.view].add(tiles, self.panes, batch)
         self.state.update(tiles)

@@ -14,9 +14,9 @@ hr.chatbot.interactions --> decode/validate/redact (Python UDF, once per record)
                  --> DriftMonitor (Python, per slice and window) --> hr.drift.alerts (JVM sink)
 ```
 
-The windows' rows (late counts, panes, slices) are one table, split by kind and keyed
-in the JVM (:func:`_route_batches`, :func:`_keyed_in_jvm`), so each row crosses into
-Python once, into its branch's keyed step, which builds its typed record.
+The windows' rows (late counts, panes, slices) are one table, split by kind in the JVM
+(:func:`_route_batches`), so each Python branch gets only its own rows and builds its
+typed records in its first Python step.
 
 Event time is the payload's ``event_time``: producers leave the record timestamp at send
 time, so the Kafka source cannot make the watermarks. The decode step keeps them per
@@ -36,13 +36,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from pyflink.common import Configuration, Types
-from pyflink.common.typeinfo import TypeInformation
-from pyflink.datastream import (
-    CheckpointingMode,
-    DataStream,
-    KeyedStream,
-    StreamExecutionEnvironment,
-)
+from pyflink.datastream import CheckpointingMode, DataStream, StreamExecutionEnvironment
 from pyflink.java_gateway import get_gateway
 from pyflink.table import Schema, StatementSet, StreamTableEnvironment, Table
 from pyflink.table.udf import udf
@@ -54,9 +48,9 @@ from features.plans import ViewPlan, load_view_plans
 from features.sql import BATCH_COLUMNS, batch_sql, panes_sql, ticks_sql
 from schemas.validated import column_types
 from streams import assets, checkpoints, stack
-from streams.batches import BATCH_ROW, DRIFT, LATE, PANE, TICK, RecordBuilder, drift_sql, late_sql
+from streams.batches import DRIFT, LATE, PANE, TICK, RecordBuilder, drift_sql, late_sql
 from streams.drift_operators import ALERT_ROW, DriftMonitor
-from streams.feature_operators import LOG_ROW, SHARD_KEY_SQL, FeatureTiles
+from streams.feature_operators import LOG_ROW, FeatureTiles, shard_key
 from streams.ingest_udf import REJECTED, VALID, DecodeInteractions, result_type
 from streams.settings import Settings
 from streams.stats import LateCounter
@@ -299,30 +293,29 @@ def _python_branches(stages: JvmStages, settings: Settings, bounded: Bounded | N
     """The view ``batches`` -> late counts, features (Redis, offline log), drift alerts."""
     t_env, plans, monitor = stages.t_env, stages.plans, stages.monitor
     build = RecordBuilder(plans, monitor, settings.drift.window_ms)
-    columns = ", ".join(f"`{c}`" for c, _ in BATCH_COLUMNS)
 
-    def rows(*kinds: str) -> str:
-        return f"batches WHERE kind IN ({', '.join(f'{k!r}' for k in kinds)})"
+    def records(*kinds: str) -> DataStream:
+        """The batch rows of ``kinds`` (split in the JVM), as typed records. The builder
+        chains into the branch's first Python step: one process per branch, and each
+        record crosses to the branch's Python once."""
+        listed = ", ".join(f"'{k}'" for k in kinds)
+        table = t_env.sql_query(f"SELECT {', '.join(f'`{c}`' for c, _ in BATCH_COLUMNS)} "
+                                f"FROM batches WHERE kind IN ({listed})")
+        return t_env.to_data_stream(table).map(build, Types.PICKLED_BYTE_ARRAY()) \
+            .name(f"{kinds[0]}-records").uid(f"{kinds[0]}-records")
 
-    def keyed(key_sql: str, *kinds: str) -> KeyedStream:
-        """The batch rows of ``kinds`` (split in the JVM), keyed by ``key_sql`` in the JVM:
-        each crosses into its branch's keyed Python step once, which builds its typed
-        record (``build``)."""
-        return _keyed_in_jvm(t_env, f"SELECT {key_sql} AS k, ROW({columns}) AS v "
-                                    f"FROM {rows(*kinds)}", BATCH_ROW)
-
-    t_env.to_data_stream(t_env.sql_query(f"SELECT {columns} FROM {rows(LATE)}")) \
-        .map(build, Types.PICKLED_BYTE_ARRAY()).name("late-records").uid("late-records") \
-        .map(LateCounter(settings), Types.INT()).name("late-count").uid("late-count")
+    records(LATE).map(LateCounter(settings), Types.INT()).name("late-count").uid("late-count")
     if plans:
-        tiles = FeatureTiles(plans, build, settings, project_name(settings.feature_repo),
+        tiles = FeatureTiles(plans, settings, project_name(settings.feature_repo),
                              input_ends_at=None if bounded is None else bounded.end_ms)
-        log_rows = keyed(SHARD_KEY_SQL, PANE, TICK) \
+        log_rows = records(PANE, TICK) \
+            .key_by(lambda b: shard_key(b.view, b.shard), Types.STRING()) \
             .process(tiles, LOG_ROW).name("feature-tiles").uid("feature-tiles")
         if settings.offline.enabled:
             _offline_log(t_env, settings, stages.statements, log_rows, bounded)
     if monitor is not None:
-        alerts = keyed("`key`", DRIFT).process(DriftMonitor(settings, build), ALERT_ROW) \
+        alerts = records(DRIFT).key_by(lambda s: s.key, Types.STRING()) \
+            .process(DriftMonitor(settings), ALERT_ROW) \
             .name("drift-monitor").uid("drift-monitor")
         t_env.execute_sql(f"""
             CREATE TEMPORARY TABLE alerts_out (k BYTES, v BYTES) WITH ({_kafka(
@@ -333,25 +326,6 @@ def _python_branches(stages: JvmStages, settings: Settings, bounded: Bounded | N
         t_env.create_temporary_view("alerts", t_env.from_data_stream(alerts))
         stages.statements.add_insert_sql(
             "INSERT INTO alerts_out SELECT key, `value` FROM alerts")
-
-
-def _keyed_in_jvm(t_env: StreamTableEnvironment, query: str,
-                  value_type: TypeInformation) -> KeyedStream:
-    """``query``'s rows ``(k, v)`` as a stream of ``v`` keyed by ``k`` in the JVM.
-
-    PyFlink's ``key_by`` runs its key selector in a Python step of its own, so every row
-    crossed into Python twice: to become a typed record and get its key, then, pickled,
-    into the keyed step. Here the key comes from SQL, and the stream is keyed as
-    PyFlink's own ``key_by`` keys it after that step (``KeyByKeySelector`` over rows
-    ``(key, value)``), so the keyed step reads the rows as the JVM hands them over.
-    (``to_append_stream`` because it takes the row type; ``to_data_stream`` gives a type
-    PyFlink's keyed operators do not take.)
-    """
-    rows = t_env.to_append_stream(t_env.sql_query(query),
-                                  Types.ROW_NAMED(["k", "v"], [Types.STRING(), value_type]))
-    keyed = rows._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
-                                      Types.ROW([Types.STRING()]).get_java_type_info())
-    return KeyedStream(keyed, value_type, rows)
 
 
 def through_datastream(t_env: StreamTableEnvironment, table: Table, schema: Schema) -> Table:

@@ -12,9 +12,9 @@ from drift.inputs import clean_embedding
 from drift.monitor import default_monitor
 from drift.slices import slice_ms
 from features.plans import load_view_plans
-from features.sql import BATCH_COLUMNS, ITEM_TYPE, SLOT_TYPES, interval, layout
+from features.sql import SLOT_TYPES, interval, layout
 from schemas.validated import pack_floats, unpack_floats
-from streams.batches import BATCH_ROW, DRIFT, ITEM_ROW, LATE, DriftSlice, LateRecords, RecordBuilder
+from streams.batches import DRIFT, LATE, DriftSlice, LateRecords, RecordBuilder
 
 END = datetime(2026, 12, 1, 10, 5, 0, 1000)  # a pane ending 10:05:00.000, plus 1 ms
 
@@ -33,14 +33,6 @@ def _column(name: str, kind: str, values: list) -> tuple:
 ])
 def test_interval_literals_use_a_unit_the_planner_accepts(ms, sql):
     assert interval(ms) == sql
-
-
-def test_the_keyed_steps_read_the_batch_rows_the_sql_declares():
-    """The DataStream type the JVM keys the rows by names the SQL layout's columns and
-    item fields, in order (``to_append_stream`` maps them by position)."""
-    assert BATCH_ROW.get_field_names() == [c for c, _ in BATCH_COLUMNS]
-    declared = [f.split(" ")[0].strip("`") for f in ITEM_TYPE[4:-1].split(", ")]
-    assert ITEM_ROW.get_field_names() == declared
 
 
 def test_a_pane_row_becomes_a_batch_of_per_entity_partials():
