@@ -47,10 +47,11 @@ from benchmarks.pipeline_job import copy_repo
 from features.aggregations import PartialColumn
 from features.plans import ENTITY_SEP, ViewPlan, load_view_plans
 from features.tiles import MemoryPanes, PaneBatch, ShardTiles, ViewWindows
+from streams.settings import JobSettings
 
 TAG = "tiles_cost"
 MODULE = "benchmarks.tiles_cost"
-SHARDS = 16  # streams.settings.JobSettings.shards
+SHARDS = JobSettings.model_fields["shards"].default
 TENANTS, EMPLOYEES = 4, 3_000  # the pipeline benchmark's traffic
 INTENTS = [f"intent_{i}" for i in range(12)]
 #: Seconds of event time per repo (the shipped repo's 1 h windows fill in an hour; its

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.errors import ConfigError
@@ -45,8 +45,10 @@ class JobSettings(BaseModel):
     startup_mode: Literal["earliest-offset", "latest-offset"] = "earliest-offset"
     consumer_group: str = "driftline"
     #: Feature state is split into this many shards (Flink keys); fixed for the life of
-    #: the job's state, and at least the parallelism you will ever run at.
-    shards: int = Field(16, ge=1, le=1024)
+    #: the job's state, and at least the parallelism you will ever run at. Each shard
+    #: costs a row, a timer and a Redis write per view at every pane, whatever its
+    #: entities: 4 against 16 took 15% off the drain's CPU (benchmarks/READING.md).
+    shards: int = Field(4, ge=1, le=1024)
     #: Latency against overhead: how long Python operators gather records before
     #: processing them, how long a network buffer may wait to fill, and how often sources
     #: emit watermarks (Flink's defaults for the last two).
@@ -68,6 +70,14 @@ class JobSettings(BaseModel):
     #: mini-cluster; on the standalone cluster, this one and the next two (JobManager,
     #: TaskManagers). 0 picks a free port at start.
     metrics_port: int = Field(9249, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _every_subtask_has_a_shard(self) -> JobSettings:
+        if self.shards < self.parallelism:
+            raise ValueError(f"job.shards ({self.shards}) is below job.parallelism "
+                             f"({self.parallelism}): the feature tiles' subtasks beyond "
+                             f"it would get no shard; set DRIFTLINE_JOB__SHARDS")
+        return self
 class DriftSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

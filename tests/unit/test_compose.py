@@ -468,7 +468,7 @@ BREAKAGES = {
         lambda d: _with_env(d, "init", DRIFTLINE_KAFKA_CONNECTOR_JARS='["/opt/x/a.jar"]'),
         "kafka_connector_jars should name"),
     "more parallelism than slots": (
-        lambda d: _with_env(d, "init", DRIFTLINE_JOB__PARALLELISM="64"),
+        lambda d: _with_env(d, "init", DRIFTLINE_JOB__PARALLELISM="4"),
         "> 2 slots"),
     "state dir not shared": (lambda d: _with(d, "taskmanager", "volumes", []),
                              "taskmanager: state_dir /var/lib/driftline is not on a named volume"),

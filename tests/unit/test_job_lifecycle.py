@@ -57,6 +57,13 @@ def test_resuming_from_committed_offsets_without_state_is_refused():
         load_settings(job={"startup_mode": "group-offsets"})
 
 
+def test_fewer_shards_than_subtasks_is_refused():
+    # The feature tiles' subtasks beyond the shard count would hold nothing.
+    with pytest.raises(ConfigError, match=r"job.shards \(2\) is below job.parallelism \(4\)"):
+        load_settings(job={"shards": 2, "parallelism": 4})
+    assert load_settings(job={"shards": 4, "parallelism": 4}).job.shards == 4
+
+
 def test_a_port_in_use_is_refused_naming_the_setting():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
