@@ -78,6 +78,8 @@ class JobSettings(BaseModel):
                              f"({self.parallelism}): the feature tiles' subtasks beyond "
                              f"it would get no shard; set DRIFTLINE_JOB__SHARDS")
         return self
+
+
 class DriftSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
