@@ -18,6 +18,8 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +46,44 @@ def setting(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def order(rounds: int) -> list[str]:
-    """A, B, then B, A, ...: each variant as often first as second."""
-    return [v for r in range(rounds) for v in (("a", "b") if r % 2 == 0 else ("b", "a"))]
+@dataclass(frozen=True)
+class Variant:
+    """One side of an interleaved comparison: a stage of benchmarks/drain.py, its branches
+    (None: the stage's own), Flink settings added, and the offline log on or off."""
+
+    stage: str = "job"
+    branches: tuple[str, ...] | None = None
+    flink_config: Mapping[str, str] = field(default_factory=dict)
+    offline_log: bool = True
+
+
+def order(rounds: int, names: Sequence[str] = ("a", "b")) -> list[str]:
+    """``names``, then reversed, then in order again, ...: each variant as often early as
+    late (A B, B A, A B for two)."""
+    return [n for r in range(rounds) for n in (names if r % 2 == 0 else names[::-1])]
+
+
+def interleaved_drains(prefix: str, variants: Mapping[str, Variant],
+                       rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Quick drains of every variant on the same events, in :func:`order`, after one
+    discarded job of the first (a process's first job has run slower); each drain's
+    result (benchmarks/drain.run_flink) by variant, in run order."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    with workspace(prefix) as work:
+        repo, records, times, split = backlog(work, MODES["quick"])
+
+        def drain(label: str, variant: Variant) -> dict[str, Any]:
+            settings = isolated_settings(work, repo)
+            offline = settings.offline.model_copy(update={"enabled": variant.offline_log})
+            return run_flink(label, settings.model_copy(update={"offline": offline}), records,
+                             split, times, stage=variant.stage,
+                             branches=None if variant.branches is None else list(variant.branches),
+                             flink_config=dict(variant.flink_config))
+
+        drain("discarded first job", next(iter(variants.values())))
+        for name in order(rounds, list(variants)):
+            runs[name].append(drain(f"{name} #{len(runs[name]) + 1}", variants[name]))
+    return runs
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -75,23 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"machine": machine(), "date": now_utc(),
             "command": command("benchmarks.ab_drain", sys.argv[1:] if argv is None else argv),
             "versions": versions("apache-flink")}
-    runs: dict[str, list[float]] = {"a": [], "b": []}
     started = time.monotonic()
-    with workspace("driftline-ab-") as work:
-        repo, records, times, split = backlog(work, MODES["quick"])
-
-        def drain(label: str, flink_config: dict[str, str]) -> float:
-            out = run_flink(label, isolated_settings(work, repo), records, split, times,
-                            stage=args.stage, flink_config=flink_config)
-            return out["cpu_s_per_10k"]
-
-        drain("discarded first job", config["a"])
-        for i, name in enumerate(order(args.rounds)):
-            runs[name].append(drain(f"{name.upper()} #{i // 2 + 1}", config[name]))
+    drains = interleaved_drains("driftline-ab-", {
+        name: Variant(args.stage, flink_config=settings) for name, settings in config.items()},
+        args.rounds)
+    runs = {name: [d["cpu_s_per_10k"] for d in done] for name, done in drains.items()}
     meta["duration_s"] = time.monotonic() - started
     result = {"meta": meta, "stage": args.stage, "config": config,
               "order": [n.upper() for n in order(args.rounds)], "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "ab_drain.json", result)
     text = markdown(result)
     (args.out / "ab_drain.md").write_text(text)

@@ -24,11 +24,10 @@ import logging
 import statistics
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks.drain import MODES, backlog, run_flink
+from benchmarks.ab_drain import Variant, interleaved_drains
 from benchmarks.drift_report import (
     RESULTS,
     command,
@@ -39,23 +38,9 @@ from benchmarks.drift_report import (
     versions,
     write_json,
 )
-from benchmarks.pipeline_job import isolated_settings, workspace
-from streams.settings import Settings
-
-
-@dataclass(frozen=True)
-class Variant:
-    stage: str
-    branches: tuple[str, ...] | None
-    offline_log: bool = True
-
-    def settings(self, settings: Settings) -> Settings:
-        offline = settings.offline.model_copy(update={"enabled": self.offline_log})
-        return settings.model_copy(update={"offline": offline})
-
 
 VARIANTS = {
-    "windows": Variant("jvm", None),
+    "windows": Variant("jvm"),
     "feature_windows": Variant("jvm", ("features",)),
     "features": Variant("job", ("features",), offline_log=False),
     "features_log": Variant("job", ("features",)),
@@ -93,22 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             "command": command("benchmarks.drain_branches",
                                sys.argv[1:] if argv is None else argv),
             "versions": versions("apache-flink")}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     started = time.monotonic()
-    with workspace("driftline-branches-") as work:
-        repo, records, times, split = backlog(work, MODES["quick"])
-        run_flink("discarded first job", isolated_settings(work, repo), records, split,
-                  times, stage="jvm")
-        for r in range(args.rounds):  # alternate the order, so no variant is always first
-            for name in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
-                v = VARIANTS[name]
-                runs[name].append(run_flink(
-                    f"{name} #{r + 1}", v.settings(isolated_settings(work, repo)), records,
-                    split, times, stage=v.stage,
-                    branches=None if v.branches is None else list(v.branches)))
+    runs = interleaved_drains("driftline-branches-", VARIANTS, args.rounds)
     meta["duration_s"] = time.monotonic() - started
     result = {"meta": meta, "rounds": args.rounds, "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "drain_branches.json", result)
     text = markdown(result)
     (args.out / "drain_branches.md").write_text(text)
