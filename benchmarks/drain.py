@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from benchmarks.drift_report import (
     RESULTS,
     ROOT,
@@ -49,6 +47,7 @@ from benchmarks.pipeline_job import (
     DECODE,
     MeasuredJob,
     apply_repo,
+    broker_process,
     copy_repo,
     isolated_settings,
     job_cpu_meter,
@@ -110,13 +109,6 @@ def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
         target=_produce, args=(settings.bootstrap_servers, settings.topics.input, records))
     proc.start()
     proc.join()
-
-
-def broker_process() -> psutil.Process | None:
-    for p in psutil.process_iter(["name"]):
-        if p.info["name"] == "tansu":
-            return p
-    return None
 
 
 def floor_pipeline(env, settings: Settings, branches) -> None:

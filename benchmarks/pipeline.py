@@ -25,6 +25,7 @@ from benchmarks.pipeline_baselines import PEERS, drain, live
 from benchmarks.pipeline_job import (
     MeasuredJob,
     apply_repo,
+    broker_process,
     copy_repo,
     isolated_settings,
     job_cpu_meter,
@@ -59,8 +60,9 @@ MODES = {
               "steady_s": 20,
               "warm_s": 10,
               "fresh_s": 10, "step_b": False, "drain": 20_000, "lookups": 50, "profile_s": 0},
-    "standard": {"pool": 40_000, "steps": [500, 1000, 1500, 2000, 3000, 4000, 6000, 9000],
-                 "warm_s": 45, "step_s": 15, "idle_s": 6, "steady_s": 300, "fresh_s": 20,
+    "standard": {"pool": 40_000, "steps": [500, 1000, 1500, 2000, 3000, 4000, 6000, 9000,
+                                     12000],
+                 "warm_s": 45, "step_s": 30, "idle_s": 6, "steady_s": 300, "fresh_s": 20,
                  "step_b": True, "drain": 80_000,
                  "lookups": 300, "profile_s": 10},
 }
@@ -74,6 +76,9 @@ def run_job(settings, pool, redis_proc, label: str, body,
     submitted = time.monotonic() - t
     load = PacedLoad(settings, pool).start()
     extra = {"redis": tree_cpu_meter(redis_proc)} if redis_proc else {}
+    broker = broker_process()
+    if broker is not None:
+        extra["broker"] = tree_cpu_meter(broker)
     sampler = Sampler(load, job.processed, job_cpu_meter(), extra)
     try:
         warm = wait_until_consuming(sampler, 200, 180, label)

@@ -1,8 +1,8 @@
 """The measurements, one function each: step the offered rate until lag keeps growing,
 hold a load while probing freshness, drain a backlog, profile the saturated job.
 
-Lag is produced minus processed (the job's ``numRecordsIn`` at the employee_activity
-operator, or a peer's own count in Redis), sampled once a second.
+Lag is produced minus processed (the job's decode step's ``numRecordsOut``, or a peer's
+own count in Redis), sampled once a second.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 
 from benchmarks.drift_report import log
 from benchmarks.pipeline_job import CpuMeter
@@ -139,11 +140,16 @@ def judge(label: str, rate: float, samples: list[Sample], skip: float = 1 / 3) -
     span = t[-1] - t[0] if len(tail) > 1 else 0.0
     done = tail[-1].processed - tail[0].processed if len(tail) > 1 else 0
     cpu = tail[-1].cpu_s - tail[0].cpu_s if len(tail) > 1 else 0.0
+    produced = tail[-1].produced - tail[0].produced if len(tail) > 1 else 0
     end_lag = samples[-1].lag if samples else 0
-    # "Keeps growing": lag rises by more than 5% of the offered rate per second and
-    # has reached more than two seconds' worth of events. (Processed counts move in
-    # bundles of up to 5,000, so smaller slopes are within the noise of a 10 s fit.)
-    saturated = slope > max(0.05 * rate, 50.0) and end_lag > 2 * rate
+    # "Keeps growing": lag rises by more than 5% of the offered rate per second, has
+    # reached more than two seconds' worth of events, and the job processed less than
+    # 95% of what was produced over the same span. Processed counts move in Python
+    # bundles and Arrow batches of a thousand or more per subtask, so a fitted slope
+    # alone flagged steps the job kept up with (2,000 processed a second of 2,000
+    # offered, 2026-12-08).
+    saturated = (slope > max(0.05 * rate, 50.0) and end_lag > 2 * rate
+                 and done < 0.95 * produced)
     w = Window(label, rate, span, done / span if span else 0.0,
                samples[0].lag if samples else 0, end_lag, slope,
                cpu / done * 10_000 if done > 0 else None, cpu / span if span else 0.0,
@@ -190,8 +196,12 @@ def hold_steady(sampler: Sampler, rate: float, seconds: float, label: str) -> Wi
 
 
 def max_sustained(windows: list[Window]) -> tuple[float | None, float | None]:
-    """(highest offered rate that did not saturate, processing rate at saturation)."""
-    ok = [w.rate for w in windows if not w.saturated]
+    """(highest offered rate that did not saturate, processing rate at saturation).
+
+    A rate counts as sustained only if no window at it saturated: a step that stalled and
+    then saturated when held again is the limit, not sustained."""
+    limits = {w.rate for w in windows if w.saturated}
+    ok = [w.rate for w in windows if w.rate not in limits]
     sat = [w.processed_per_s for w in windows if w.saturated]
     return (max(ok) if ok else None), (max(sat) if sat else None)
 
@@ -228,14 +238,32 @@ def pyspy_path() -> str | None:
         or shutil.which("py-spy")
 
 
-def python_worker_pid() -> int | None:
-    """The job's (first) Python worker process, a child of the Flink JVM."""
+def python_workers() -> list[psutil.Process]:
+    """The job's Python worker processes under the Flink JVM (beam_boot starts them)."""
     from benchmarks.pipeline_job import flink_jvm
 
+    out = []
     for p in flink_jvm().children(recursive=True):
-        if "beam_boot" in " ".join(p.cmdline()):
-            return p.pid
-    return None
+        try:
+            if p.name().startswith("python"):
+                out.append(p)
+        except psutil.Error:
+            continue
+    return out
+
+
+def python_worker_pid() -> int | None:
+    """The busiest Python worker so far (the decode step's, in a running job): with one
+    process per operator, the first one found may be an idle branch's, which gave
+    py-spy no samples (2026-12-08)."""
+    def used(p: psutil.Process) -> float:
+        try:
+            return sum(p.cpu_times()[:2])
+        except psutil.Error:
+            return -1.0
+
+    workers = python_workers()
+    return max(workers, key=used).pid if workers else None
 
 
 class Profiler:

@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from benchmarks.drain import MODES, backlog, run_flink
 from benchmarks.drift_report import (
     RESULTS,
@@ -48,7 +46,7 @@ from benchmarks.pipeline_job import (
     isolated_settings,
     workspace,
 )
-from benchmarks.pipeline_phases import pyspy_path
+from benchmarks.pipeline_phases import pyspy_path, python_workers
 
 TAG = "profile"
 TOP = 10
@@ -77,18 +75,6 @@ class WorkerProfile:
     samples: int
 
 
-def _workers() -> list[psutil.Process]:
-    """The Python worker processes under the JVM (beam_boot starts them)."""
-    out = []
-    for p in flink_jvm().children(recursive=True):
-        try:
-            if p.name().startswith("python"):
-                out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 class Sampler:
     """JFR on the JVM plus one py-spy per Python worker, between start and stop."""
 
@@ -104,7 +90,7 @@ class Sampler:
         spy = pyspy_path()
         if spy is None:
             raise SystemExit("py-spy not found: `make install` puts it into .venv/bin")
-        for worker in _workers():
+        for worker in python_workers():
             out = self.work / f"worker-{worker.pid}.txt"
             proc = subprocess.Popen([spy, "record", "--pid", str(worker.pid), "--rate",
                                      "25", "--nonblocking", "--format", "raw", "-o",

@@ -12,6 +12,7 @@ from fastavro import schemaless_writer
 
 from benchmarks.peers.stream_features import WindowBuffer
 from benchmarks.pipeline_load import pooled, stamp, zigzag_long
+from benchmarks.pipeline_phases import Sample, judge, max_sustained
 from features.plans import ENTITY_SEP, load_view_plans
 from streams.ingest import build_decoder, interaction_serializer
 from streams.producer import simulated_events
@@ -99,3 +100,38 @@ def test_ab_setting_needs_a_key_and_a_value():
     for bad in ("no-equals", "=value"):
         with pytest.raises(argparse.ArgumentTypeError):
             setting(bad)
+
+
+
+def _samples(rate: float, lags: list[int]) -> list[Sample]:
+    """Once a second: ``rate`` produced, and the lag (produced - processed) of each second."""
+    return [Sample(float(t), rate, int(rate * t), int(rate * t) - lag, 0.0)
+            for t, lag in enumerate(lags)]
+
+
+def test_a_step_that_keeps_up_in_bursts_is_not_saturated():
+    # The processed count moves in bursts (a Python bundle, an Arrow batch per subtask):
+    # lag climbs for seconds and falls back at once, ending below where it began. The
+    # fitted slope alone exceeds 5% of the rate, and the lag 2 s of input; nothing fell
+    # behind (the 2,000/s step of 2026-12-08 01:57).
+    lags = [11_000, 9_000, 7_000, 8_000, 8_500, 9_000, 9_500, 10_000, 10_500, 11_000,
+            11_500, 12_000, 12_500, 13_000, 8_000]
+    w = judge("kept up", 2_000, _samples(2_000, lags))
+    assert w.lag_slope_per_s > 100 and w.lag_end > 4_000
+    assert not w.saturated
+
+
+def test_a_step_that_falls_behind_is_saturated():
+    lags = [2_000 + 600 * t for t in range(15)]  # 1,400 of 2,000 a second processed
+    w = judge("behind", 2_000, _samples(2_000, lags))
+    assert w.saturated
+    assert w.processed_per_s == pytest.approx(1_400)
+
+
+def test_a_rate_that_saturates_when_held_again_is_not_sustained():
+    kept = _samples(2_000, [2_000] * 15)
+    behind = _samples(4_000, [4_000 + 1_500 * t for t in range(15)])
+    windows = [judge("2,000/s", 2_000, kept), judge("4,000/s", 4_000, behind),
+               judge("4,000/s, held again", 4_000, behind)]
+    windows[1].saturated = False  # what step_rates does to a first window that grew
+    assert max_sustained(windows) == (2_000, pytest.approx(2_500))
