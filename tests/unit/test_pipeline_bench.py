@@ -1,6 +1,7 @@
 """The pipeline benchmark's own moving parts, checked against independent oracles:
-byte-patched events must decode exactly as freshly encoded ones, and the baselines'
-pandas windows must equal the brute-force recomputation the integration tests use."""
+byte-patched events must decode exactly as freshly encoded ones, the baselines' pandas
+windows must equal the brute-force recomputation the integration tests use, and the
+stepped test must judge hand-made lag series as a person reading them would."""
 
 from __future__ import annotations
 
@@ -100,7 +101,6 @@ def test_ab_setting_needs_a_key_and_a_value():
     for bad in ("no-equals", "=value"):
         with pytest.raises(argparse.ArgumentTypeError):
             setting(bad)
-
 
 
 def _samples(rate: float, lags: list[int]) -> list[Sample]:
