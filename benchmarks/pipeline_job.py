@@ -72,9 +72,7 @@ def workspace(prefix: str) -> Iterator[Path]:
             if stack.redis_healthy(settings):
                 remove_keys(settings)
             if stack.broker_healthy(settings):
-                topics = settings.topics
-                stack.delete_topics(settings, [topics.input, topics.dead_letter,
-                                               topics.alerts])
+                stack.delete_topics(settings, list(settings.topics.names))
         _MADE.clear()
         shutil.rmtree(work, ignore_errors=True)
 

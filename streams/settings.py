@@ -26,6 +26,11 @@ class Topics(BaseModel):
     alerts: str = "hr.drift.alerts"
     input_partitions: int = Field(4, ge=1)
 
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """Every topic driftline reads or writes."""
+        return (self.input, self.dead_letter, self.alerts)
+
 
 class JobSettings(BaseModel):
     """Knobs of the Flink job (event-time semantics live here)."""

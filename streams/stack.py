@@ -198,14 +198,18 @@ def status(settings: Settings) -> list[ServiceStatus]:
     ]
     if result[0].healthy:
         topics = _admin(settings).list_topics(timeout=5).topics
-        for name in (settings.topics.input, settings.topics.dead_letter, settings.topics.alerts):
+        for name in settings.topics.names:
             parts = len(topics[name].partitions) if name in topics else 0
             result.append(ServiceStatus("topic", name, parts > 0, False, f"{parts} partition(s)"))
     return result
 
 
 def delete_topics(settings: Settings, names: list[str]) -> None:
-    """Remove topics a run made for itself (a backfill's); what cannot be deleted stays."""
-    for _name, future in _admin(settings).delete_topics(names).items():
+    """Remove topics a run made for itself (a backfill's); what cannot be deleted stays.
+
+    The client is held until every future is answered: dropped at once, it is destroyed
+    first, and each future fails with "handle destroyed", leaving every topic in place."""
+    admin = _admin(settings)
+    for _name, future in admin.delete_topics(names).items():
         with contextlib.suppress(KafkaException):
             future.result(timeout=10)

@@ -73,3 +73,17 @@ def test_recent_keys_include_each_partitions_last_records(topic):
     want = {key for recs in delivered.values() for _, key in sorted(recs)[-last:]}
     got = recent_keys(settings.bootstrap_servers, name, limit=last)
     assert want <= got, f"{len(want - got)} of the newest keys missing"
+
+
+def test_deleted_topics_are_gone(local_stack: Settings):
+    # The oracle is the broker's own topic list, read by a client of this test's own.
+    from confluent_kafka.admin import AdminClient
+
+    run = uuid.uuid4().hex[:8]
+    settings = local_stack.model_copy(update={"topics": local_stack.topics.model_copy(update={
+        "input": f"it-{run}.gone", "dead_letter": f"it-{run}.dlq", "alerts": f"it-{run}.alerts"})})
+    stack.ensure_topics(settings)
+    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    assert set(settings.topics.names) <= set(admin.list_topics(timeout=5).topics)
+    stack.delete_topics(settings, list(settings.topics.names))
+    assert not set(settings.topics.names) & set(admin.list_topics(timeout=5).topics)
